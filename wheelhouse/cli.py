@@ -1,0 +1,284 @@
+"""The ``wheelhouse`` command. The one place errors become a message, a hint and an exit code.
+
+Exit codes: 0 success; 1 unexpected error; 2 bad input (flags, config, requirements, target);
+3 a pin cannot be resolved to files; 4 the upstream index failed; 5 the store cannot be
+written; 6 one or more builds failed (everything else was still published); 7 the server
+cannot start.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from wheelhouse import __version__
+from wheelhouse.config import Settings, load_settings
+from wheelhouse.errors import BuildError, ResolutionError, UsageError, WheelhouseError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BUILD_EXAMPLES = """
+\b
+Examples:
+  wheelhouse build requirements.txt
+  wheelhouse build requirements.txt --dry-run
+  wheelhouse build requirements.txt --target cp311-manylinux_x86_64 \\
+      --target cp311-musllinux_aarch64
+  wheelhouse build requirements.txt --store /srv/wheelhouse --retry-failed
+"""
+
+SERVE_EXAMPLES = """
+\b
+Examples:
+  wheelhouse serve
+  wheelhouse serve --store /srv/wheelhouse --host 127.0.0.1 --port 8080
+\b
+Then, in a Dockerfile or CI job:
+  pip install --only-binary :all: --index-url http://HOST:PORT/simple/ -r requirements.txt
+  pip install --only-binary :all: --no-index --find-links http://HOST:PORT/links/ -r ...
+"""
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    config = ctx.obj.get("config") if ctx.obj else None
+    return load_settings(config_file=config, overrides=overrides)
+
+
+def _config_option(f: F) -> F:
+    return click.option(
+        "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+        help="A TOML file with wheelhouse settings (instead of ./pyproject.toml's "
+        "[tool.wheelhouse]).",
+    )(f)
+
+
+def _store_option(f: F) -> F:
+    return click.option(
+        "--store", type=click.Path(path_type=Path, file_okay=False),
+        help="The store directory [default: $XDG_DATA_HOME/wheelhouse/store; "
+        "env WHEELHOUSE_STORE].",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="wheelhouse")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A TOML file with wheelhouse settings (instead of ./pyproject.toml's "
+              "[tool.wheelhouse]).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """Build wheels once per (package version, platform), store them, and serve them.
+
+    \b
+    Settings come from, later winning: built-in defaults, [tool.wheelhouse] in
+    ./pyproject.toml (or --config FILE), WHEELHOUSE_* environment variables, flags.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_file
+
+
+@cli.command(epilog=BUILD_EXAMPLES)
+@click.argument("requirements", nargs=-1, required=True,
+                type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-t", "--target", "targets", multiple=True, metavar="ID",
+              help="A target such as cp311-manylinux_x86_64 (repeatable) [default: this "
+              "machine's own platform].")
+@_store_option
+@_config_option
+@click.option("--index-url", help="The upstream simple index [default: PyPI].")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel downloads and builds.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--retry-failed", is_flag=True, default=None,
+              help="Build again what failed before with the same inputs.")
+@click.option("--upgrade", is_flag=True,
+              help="Re-resolve unpinned requirements instead of reusing the last lock.")
+@click.pass_context
+def build(
+    ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
+    store: Path | None, config_file: Path | None, index_url: str | None, jobs: int | None,
+    dry_run: bool, retry_failed: bool | None, upgrade: bool,
+) -> None:
+    """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
+
+    Fitting wheels are fetched from the upstream index; the rest are built from sdists and
+    repaired with auditwheel. Unchanged inputs with a complete store do nothing.
+    """
+    from wheelhouse.pipeline import BuildOptions, make_pipeline
+    from wheelhouse.requirements import parse_requirements
+    from wheelhouse.store import Store
+    from wheelhouse.targets import host_target, parse_target
+
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = _settings(ctx, store=store, targets=targets, index_url=index_url, jobs=jobs,
+                         retry_failed=retry_failed)
+    target_list = [parse_target(t) for t in settings.targets] or [host_target()]
+    reqs = parse_requirements(*requirements)
+    options = BuildOptions(dry_run=dry_run, retry_failed=settings.retry_failed, upgrade=upgrade)
+    store_obj = _dry_run_store(settings.store) if dry_run else Store(settings.store)
+    pipeline = make_pipeline(settings=settings, store=store_obj, reqs=reqs, options=options,
+                             report=click.echo)
+    try:
+        names = ", ".join(str(t) for t in target_list)
+        click.echo(f"{'Planning' if dry_run else 'Building'} {len(reqs.requirements)} "
+                   f"requirements for {names} into {settings.store}")
+        summary = pipeline.run(reqs, target_list)
+    finally:
+        pipeline.close()
+    for result in summary.results:
+        if result.cached:
+            click.echo(f"{result.target}: nothing to do: all {len(result.outcomes)} files are "
+                       "in the store (no downloads, no builds)")
+            continue
+        for problem in result.problems:
+            click.echo(f"  problem  {problem}", err=True)
+        if dry_run:
+            continue
+        present, fetched, built = (result.count(s) for s in ("present", "fetched", "built"))
+        failed = result.count("failed") + result.count("missing")
+        if not fetched and not built and not failed:
+            click.echo(f"{result.target}: nothing to do: all {present} files are in the store "
+                       "(no downloads, no builds)")
+        else:
+            click.echo(f"{result.target}: {fetched} fetched, {built} built, {present} already "
+                       f"present, {failed} failed")
+    if dry_run:
+        click.echo("Dry run: nothing was changed.")
+        return
+    if not summary.ok:
+        builds_failed = summary.count("failed")
+        if builds_failed:
+            raise BuildError(
+                f"{builds_failed} pin(s) could not be built or fetched; everything else was "
+                "published",
+                hint="read the logs named above; fix the cause and run again (add "
+                "--retry-failed to rebuild what failed with unchanged inputs)",
+            )
+        raise ResolutionError(
+            "some pins could not be resolved to files (see above)",
+            hint="check the versions exist for these targets, or allow building from sdists",
+        )
+
+
+def _dry_run_store(path: Path) -> Any:
+    """The real store read-only if it exists; otherwise an empty one in a temporary place."""
+    import tempfile
+
+    from wheelhouse.store import Store
+
+    if (path / "catalogue.sqlite3").is_file():
+        return Store(path, readonly=True)
+    return Store(Path(tempfile.mkdtemp(prefix="wheelhouse-dry-run-")))
+
+
+@cli.command(epilog=SERVE_EXAMPLES)
+@_store_option
+@_config_option
+@click.option("--host", help="Address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port [default: 8000].")
+@click.pass_context
+def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
+          host: str | None, port: int | None) -> None:
+    """Serve the store as a PEP 503/691 simple index at http://HOST:PORT/simple/."""
+    from wheelhouse.server import serve as run_server
+
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = _settings(ctx, store=store, host=host, port=port)
+    run_server(settings.store, host=settings.host, port=settings.port, on_ready=click.echo)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def targets(as_json: bool) -> None:
+    """List known target identifiers and which ones this machine builds natively."""
+    from wheelhouse.build.local import LocalBuilder
+    from wheelhouse.targets import host_platform, host_target, known_targets
+
+    host = host_platform()
+    rows = []
+    default = None
+    if host is not None:
+        default = host_target()
+    for t in ([default] if default else []) + known_targets():
+        native = LocalBuilder.can_build(t)
+        rows.append({"target": t.identifier, "accepts": f"{t.policy_tag} and older",
+                     "builds": "native" if native else "needs a container builder",
+                     "default": t == default})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        mark = "*" if row["default"] else " "
+        click.echo(f"{mark} {row['target']:<32} {row['accepts']:<36} {row['builds']}")
+    click.echo("\n* the default target: this interpreter on this machine's platform")
+
+
+@cli.command(name="list")
+@click.argument("project", required=False)
+@_store_option
+@_config_option
+@click.option("--failures", is_flag=True, help="List recorded build failures instead.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_(ctx: click.Context, project: str | None, store: Path | None,
+          config_file: Path | None, failures: bool, as_json: bool) -> None:
+    """List what the store holds (optionally for one PROJECT), with origin and size."""
+    from wheelhouse.store import Store
+
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = _settings(ctx, store=store)
+    st = Store(settings.store, readonly=True)
+    if failures:
+        fails = st.failures()
+        if as_json:
+            click.echo(json.dumps([f.__dict__ for f in fails], indent=2))
+        for failure in [] if as_json else fails:
+            click.echo(f"{failure.project}=={failure.version} {failure.target}: "
+                       f"{failure.message} (log: {failure.log})")
+        return
+    files = st.files(project)
+    if as_json:
+        click.echo(json.dumps([
+            {"filename": f.filename, "project": f.project, "version": f.version,
+             "sha256": f.sha256, "size": f.size, "upload_time": f.upload_time,
+             "origin": f.origin.value, "yanked": f.yanked, "provenance": dict(f.provenance)}
+            for f in files], indent=2))
+        return
+    for f in files:
+        click.echo(f"{f.filename:<72} {f.origin.value:<9} {f.size:>10,d}")
+    click.echo(f"{len(files)} files in {len({f.project for f in files})} projects "
+               f"in {settings.store}")
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    try:
+        rv = cli.main(args=argv, prog_name="wheelhouse", standalone_mode=False)
+        if isinstance(rv, int):
+            sys.exit(rv)
+    except WheelhouseError as e:
+        click.echo(f"error: {e.message}", err=True)
+        if e.hint:
+            click.echo(f"  hint: {e.hint}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)
+
+
+__all__ = ["UsageError", "cli", "main"]

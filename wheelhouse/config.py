@@ -1,0 +1,243 @@
+"""Settings and where they come from.
+
+Each setting is resolved through one cascade, later sources winning: built-in defaults <
+``[tool.wheelhouse]`` in ``pyproject.toml`` (or a ``--config`` TOML file) < ``WHEELHOUSE_*``
+environment variables < command-line flags. Unknown keys are errors that name the closest
+valid key, in files and in the environment alike.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from wheelhouse.errors import ConfigError
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple/"
+
+#: WHEELHOUSE_* variables that are not settings but are read by one component on purpose.
+NON_SETTING_ENV = frozenset({"WHEELHOUSE_UPLOAD_TOKEN", "WHEELHOUSE_READ_TOKEN"})
+
+
+def default_store() -> Path:
+    """A per-user data directory: one store serves every project on the machine.
+
+    (Not ``./wheelhouse``, which would collide with the source folder of this repository.)
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wheelhouse" / "store"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageSettings:
+    """Per-package build settings (``[tool.wheelhouse.packages.<name>]``)."""
+
+    system_packages: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    auditwheel_exclude: tuple[str, ...] = ()
+    build_from_source: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    store: Path = field(default_factory=default_store)
+    targets: tuple[str, ...] = ()
+    index_url: str = DEFAULT_INDEX_URL
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    jobs: int = 2
+    build_timeout: float = 3600.0
+    retry_failed: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    images: Mapping[str, str] = field(default_factory=dict)
+    consumer_images: Mapping[str, str] = field(default_factory=dict)
+    packages: Mapping[str, PackageSettings] = field(default_factory=dict)
+
+    def package(self, name: str) -> PackageSettings:
+        return self.packages.get(canonicalize_name(name), PackageSettings())
+
+
+# -- the schema: key in files → (field name, converter) ---------------------------------------
+
+def _str(key: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ConfigError(f"{key} must be a string, not {v!r}")
+    return v
+
+
+def _path(key: str, v: Any) -> Path:
+    return Path(os.path.expanduser(_str(key, v)))
+
+
+def _strs(key: str, v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):  # environment form: space or comma separated
+        return tuple(p for p in v.replace(",", " ").split() if p)
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise ConfigError(f"{key} must be a list of strings, not {v!r}")
+
+
+def _int(key: str, v: Any) -> int:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a whole number, not {v!r}") from None
+    if n < 1:
+        raise ConfigError(f"{key} must be at least 1, not {n}")
+    return n
+
+
+def _float(key: str, v: Any) -> float:
+    try:
+        n = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number of seconds, not {v!r}") from None
+    if n <= 0:
+        raise ConfigError(f"{key} must be positive, not {n}")
+    return n
+
+
+def _bool(key: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return v.lower() in {"1", "true", "yes", "on"}
+    raise ConfigError(f"{key} must be true or false, not {v!r}")
+
+
+def _str_map(key: str, v: Any) -> dict[str, str]:
+    if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+        raise ConfigError(f"{key} must be a table of strings, not {v!r}")
+    return dict(v)
+
+
+_PACKAGE_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "system-packages": ("system_packages", _strs),
+    "environment": ("environment", _str_map),
+    "auditwheel-exclude": ("auditwheel_exclude", _strs),
+    "build-from-source": ("build_from_source", _bool),
+}
+
+
+def _packages(key: str, v: Any) -> dict[str, PackageSettings]:
+    if not isinstance(v, dict):
+        raise ConfigError(f"{key} must be a table of per-package tables, not {v!r}")
+    out: dict[str, PackageSettings] = {}
+    for name, table in v.items():
+        where = f"{key}.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table, not {table!r}")
+        kwargs = {}
+        for k, raw in table.items():
+            if k not in _PACKAGE_KEYS:
+                raise _unknown(k, _PACKAGE_KEYS, where)
+            attr, conv = _PACKAGE_KEYS[k]
+            kwargs[attr] = conv(f"{where}.{k}", raw)
+        out[canonicalize_name(name)] = PackageSettings(**kwargs)
+    return out
+
+
+KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "store": ("store", _path),
+    "targets": ("targets", _strs),
+    "index-url": ("index_url", _str),
+    "extra-index-urls": ("extra_index_urls", _strs),
+    "find-links": ("find_links", _strs),
+    "jobs": ("jobs", _int),
+    "build-timeout": ("build_timeout", _float),
+    "retry-failed": ("retry_failed", _bool),
+    "host": ("host", _str),
+    "port": ("port", _int),
+    "images": ("images", _str_map),
+    "consumer-images": ("consumer_images", _str_map),
+    "packages": ("packages", _packages),
+}
+
+#: keys that make sense only in files (tables), not as one environment variable.
+_FILE_ONLY = {"images", "consumer-images", "packages"}
+
+
+def _unknown(key: str, valid: Mapping[str, object], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else "valid keys: " + ", ".join(sorted(valid))
+    return ConfigError(f"unknown key {key!r} in {where}", hint=hint)
+
+
+def _from_table(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        norm = key.replace("_", "-")
+        if norm not in KEYS:
+            raise _unknown(key, KEYS, where)
+        attr, conv = KEYS[norm]
+        values[attr] = conv(f"{where}: {key}", raw)
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+
+
+def file_values(config_file: Path | None, cwd: Path) -> dict[str, Any]:
+    """Settings from ``--config FILE`` or else ``./pyproject.toml``'s ``[tool.wheelhouse]``.
+
+    A ``--config`` file may hold a ``[tool.wheelhouse]`` table or the keys at its top level.
+    """
+    if config_file is not None:
+        data = _read_toml(config_file)
+        table = data.get("tool", {}).get("wheelhouse")
+        if table is None:
+            table = data
+        return _from_table(table, str(config_file))
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("wheelhouse", {})
+        return _from_table(table, f"{pyproject} [tool.wheelhouse]")
+    return {}
+
+
+def env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    env_keys = {k.upper().replace("-", "_"): k for k in KEYS if k not in _FILE_ONLY}
+    for name, raw in environ.items():
+        if not name.startswith("WHEELHOUSE_") or name in NON_SETTING_ENV:
+            continue
+        suffix = name.removeprefix("WHEELHOUSE_")
+        if suffix not in env_keys:
+            valid = {f"WHEELHOUSE_{k}": None for k in env_keys}
+            raise _unknown(name, valid, "the environment")
+        key = env_keys[suffix]
+        attr, conv = KEYS[key]
+        values[attr] = conv(name, raw)
+    return values
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve the cascade. ``overrides`` are already-typed values from flags (None = unset)."""
+    values: dict[str, Any] = {}
+    values.update(file_values(config_file, cwd or Path.cwd()))
+    values.update(env_values(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None and v != ()})
+    return Settings(**values)
