@@ -316,7 +316,8 @@ class Pipeline:
                 return self._fetch(step)
             if step.action is Action.BUILD:
                 return self._build(step)
-            self.report(f"  missing  {step.label} for {target}: {step.reason}")
+            self.report(f"  missing  {step.label} ({pin.requested_by}) for {target}: "
+                        f"{step.reason}")
             return Outcome(step=step, status="missing", message=step.reason)
         except (UpstreamError, InvalidDistribution) as e:
             step = Step(pin=pin, target=target, action=Action.MISSING, reason=str(e))

@@ -242,7 +242,8 @@ def _parse_requirement(text: str, where: str) -> Requirement:
             hint="publish a release of it and pin NAME==VERSION, or build it with "
             "`python -m build` and give wheelhouse the sdist through --find-links",
         )
-    if text.startswith((".", "/", "~")) or text.endswith((".whl", ".tar.gz", ".zip")):
+    looks_like_path = text.startswith((".", "/", "~")) or text.endswith((".whl", ".tar.gz", ".zip"))
+    if looks_like_path and "@" not in text:
         raise RequirementsError(
             f"{where}: {text!r} is a local path requirement",
             hint="put the sdist or wheel in a directory, add `--find-links DIR` to the file, "

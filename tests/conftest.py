@@ -1,0 +1,144 @@
+"""Shared test helpers: running the real CLI, real sdists, a real server on 127.0.0.1, and
+client pips isolated from this machine's own pip configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for wheelhouse and client tools: no WHEELHOUSE_* or PIP_* leakage."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WHEELHOUSE_", "PIP_", "UV_"))}
+    # The host's pip reads extra sources from its config; clients in tests must not.
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["UV_NO_CONFIG"] = "1"
+    env.update(extra)
+    return env
+
+
+def wheelhouse(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wheelhouse", *args], cwd=cwd, env=env or clean_env(),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def build_sdist(project: str, out: Path) -> Path:
+    """A real sdist of a fixture project, built with pypa/build."""
+    src = out / "src" / project
+    shutil.copytree(FIXTURES / project, src)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(src)],
+        check=True, capture_output=True, env=clean_env(),
+    )
+    (sdist,) = out.glob(project.replace("-", "_") + "-*.tar.gz")
+    return sdist
+
+
+@pytest.fixture(scope="session")
+def sdists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A find-links directory holding the fixture sdists."""
+    out = tmp_path_factory.mktemp("sdists")
+    for project in ("whdemo-ext", "whbroken"):
+        build_sdist(project, out)
+    shutil.rmtree(out / "src")
+    return out
+
+
+class Server:
+    def __init__(self, store: Path, port: int, proc: subprocess.Popen[str], log: Path) -> None:
+        self.store, self.port, self.proc, self.log = store, port, proc, log
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def access_log(self) -> str:
+        return self.log.read_text()
+
+
+def start_server(store: Path, log: Path) -> Server:
+    port = free_port()
+    logf = log.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wheelhouse", "serve", "--store", str(store),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=logf, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/simple/", timeout=2):
+                return Server(store, port, proc, log)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[object]:
+    started: list[Server] = []
+
+    def start(store: Path) -> Server:
+        server = start_server(store, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for s in started:
+        stop_server(s)
+
+
+def make_venv(path: Path) -> Path:
+    """A fresh venv with the interpreter's bundled pip; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True)
+    return path / "bin" / "python"
+
+
+# Tests that need the network, a container engine or emulation skip with a reason where those
+# are missing; in CI (CI=true) such a skip is a failure, so a green CI proves they ran.
+_MUST_RUN_IN_CI = {"network", "container", "emulation"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail"):
+        marks = {m.name for m in item.iter_markers()} & _MUST_RUN_IN_CI
+        if marks:
+            report.outcome = "failed"
+            report.longrepr = (f"skipped in CI, but tests marked {sorted(marks)} must run "
+                               f"there: {report.longrepr}")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wheelhouse.config import default_store, load_settings
+from wheelhouse.errors import ConfigError
+
+
+def test_cascade_defaults_file_env_flags(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.wheelhouse]\njobs = 3\nport = 9000\nindex-url = 'http://file/simple/'\n"
+        "targets = ['cp311-manylinux_x86_64']\n"
+    )
+    s = load_settings(cwd=tmp_path, environ={})
+    assert (s.jobs, s.port, s.index_url) == (3, 9000, "http://file/simple/")
+    s = load_settings(cwd=tmp_path, environ={"WHEELHOUSE_PORT": "9100", "WHEELHOUSE_TARGETS":
+                                            "cp312-musllinux_x86_64 cp311-manylinux_aarch64"})
+    assert s.port == 9100 and s.jobs == 3
+    assert s.targets == ("cp312-musllinux_x86_64", "cp311-manylinux_aarch64")
+    s = load_settings(cwd=tmp_path, environ={"WHEELHOUSE_PORT": "9100"},
+                      overrides={"port": 9200, "jobs": None})
+    assert s.port == 9200 and s.jobs == 3
+
+
+def test_config_file_replaces_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.wheelhouse]\njobs = 3\n")
+    cfg = tmp_path / "wh.toml"
+    cfg.write_text("port = 1234\n[images]\nmanylinux_x86_64 = 'img:local'\n"
+                   "[packages.Psycopg2]\nsystem-packages = ['libpq-dev']\n")
+    s = load_settings(config_file=cfg, cwd=tmp_path, environ={})
+    assert s.jobs == 2 and s.port == 1234
+    assert s.images == {"manylinux_x86_64": "img:local"}
+    assert s.package("psycopg2").system_packages == ("libpq-dev",)
+
+
+@pytest.mark.parametrize(("text", "suggestion"), [
+    ("[tool.wheelhouse]\nindex_ulr = 'x'\n", "index-url"),
+    ("[tool.wheelhouse]\nstroe = 'x'\n", "store"),
+    ("[tool.wheelhouse.packages.x]\nsystem-package = ['a']\n", "system-packages"),
+])
+def test_unknown_keys_suggest_the_closest(tmp_path: Path, text: str, suggestion: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_settings(cwd=tmp_path, environ={})
+    assert suggestion in (e.value.hint or "")
+
+
+def test_unknown_env_var_suggests(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(cwd=tmp_path, environ={"WHEELHOUSE_STOER": "/x"})
+    assert "WHEELHOUSE_STORE" in (e.value.hint or "")
+
+
+def test_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(cwd=tmp_path, environ={"WHEELHOUSE_JOBS": "many"})
+    (tmp_path / "pyproject.toml").write_text("[tool.wheelhouse\n")
+    with pytest.raises(ConfigError):
+        load_settings(cwd=tmp_path, environ={})
+
+
+def test_default_store_does_not_collide_with_the_source_folder(tmp_path: Path) -> None:
+    store = default_store()
+    repo = Path(__file__).resolve().parent.parent
+    assert not store.resolve().is_relative_to(repo / "wheelhouse")
+    assert store.name == "store"
