@@ -73,7 +73,7 @@ def test_include_cycle_and_missing_include(tmp_path: Path) -> None:
     with pytest.raises(RequirementsError, match="include each other"):
         parse_requirements(tmp_path / "a.txt")
     (tmp_path / "c.txt").write_text("-r missing.txt\n")
-    with pytest.raises(RequirementsError, match="missing.txt"):
+    with pytest.raises(RequirementsError, match=r"missing\.txt"):
         parse_requirements(tmp_path / "c.txt")
 
 

@@ -22,7 +22,8 @@ def make_wheel(path: Path, name: str = "demo", version: str = "1.0", extra: str 
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(f"{name}/__init__.py", f"# {extra}\n")
         zf.writestr(f"{dist}/METADATA", meta)
-        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{dist}/WHEEL",
+                    "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         zf.writestr(f"{dist}/RECORD", "")
     return wheel
 

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 
@@ -58,6 +58,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     images: Mapping[str, str] = field(default_factory=dict)
+    engine: str = "docker"
+    builder_network: Literal["none", "host"] = "none"
+    builder_memory: str | None = "4g"
+    builder_cpus: float | None = None
+    ca_bundle: Path | None = None
     consumer_images: Mapping[str, str] = field(default_factory=dict)
     packages: Mapping[str, PackageSettings] = field(default_factory=dict)
 
@@ -113,6 +118,22 @@ def _bool(key: str, v: Any) -> bool:
     raise ConfigError(f"{key} must be true or false, not {v!r}")
 
 
+def _network(key: str, v: Any) -> str:
+    if v not in ("none", "host"):
+        raise ConfigError(f"{key} must be \"none\" or \"host\", not {v!r}",
+                          hint="\"none\": builds use only wheels from the store (default); "
+                          "\"host\": builds may reach the index")
+    return str(v)
+
+
+def _ca(key: str, v: Any) -> Path:
+    path = _path(key, v)
+    if not path.is_file():
+        raise ConfigError(f"{key}: CA bundle {path} does not exist",
+                          hint="point it at a PEM file, e.g. /etc/ssl/certs/ca-certificates.crt")
+    return path
+
+
 def _str_map(key: str, v: Any) -> dict[str, str]:
     if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
         raise ConfigError(f"{key} must be a table of strings, not {v!r}")
@@ -157,6 +178,11 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "host": ("host", _str),
     "port": ("port", _int),
     "images": ("images", _str_map),
+    "engine": ("engine", _str),
+    "builder-network": ("builder_network", _network),
+    "builder-memory": ("builder_memory", _str),
+    "builder-cpus": ("builder_cpus", _float),
+    "ca-bundle": ("ca_bundle", _ca),
     "consumer-images": ("consumer_images", _str_map),
     "packages": ("packages", _packages),
 }

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -39,6 +41,7 @@ from wheelhouse.plan import (
     Pin,
     Step,
     best_stored,
+    build_requirements,
     choose,
     dependencies_for,
     newest_version,
@@ -48,7 +51,9 @@ from wheelhouse.plan import (
 from wheelhouse.requirements import RequirementLine, RequirementSet
 from wheelhouse.store import Failure, Origin, PublishStatus, Store, read_wheel_metadata, utc_now
 from wheelhouse.targets import Target
-from wheelhouse.upstream import Candidate, Upstream
+
+if TYPE_CHECKING:  # requests is imported only when the upstream is actually needed
+    from wheelhouse.upstream import Candidate, Upstream
 
 Report = Callable[[str], None]
 
@@ -126,7 +131,7 @@ class Pipeline:
         *,
         settings: Settings,
         store: Store,
-        upstream: Upstream,
+        upstream: Callable[[], Upstream],
         sources: Sources,
         builders: Callable[[Target], Builder | None],
         options: BuildOptions,
@@ -134,25 +139,39 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.upstream = upstream
+        self._upstream_factory = upstream
+        self._upstream: Upstream | None = None
         self.sources = sources
         self.builders = builders
         self.options = options
         self.report = report
         self._lock_pins: dict[NormalizedName, str] | None = None
         self._lock_guard = threading.Lock()
+        self._upstream_guard = threading.Lock()
         self._scratch = tempfile.TemporaryDirectory(prefix="wheelhouse-")
+
+    @property
+    def upstream(self) -> Upstream:
+        """Created on first use, so a run answered from the store opens no connection."""
+        with self._upstream_guard:
+            if self._upstream is None:
+                self._upstream = self._upstream_factory()
+            return self._upstream
 
     def close(self) -> None:
         self._scratch.cleanup()
+        closer = getattr(self.builders, "close", None)
+        if closer is not None:
+            closer()
 
     # -- the whole run ---------------------------------------------------------------------
     def run(self, reqs: RequirementSet, targets: Sequence[Target]) -> BuildSummary:
         summary = BuildSummary()
         if not reqs.fully_pinned:
             self._lock_pins = self._locked(reqs)
-        for target in targets:
-            summary.results.append(self._run_target(reqs, target))
+        # Targets run side by side (each in its own container, where they need one).
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.jobs, len(targets)))) as pool:
+            summary.results.extend(pool.map(lambda t: self._run_target(reqs, t), targets))
         return summary
 
     def _cache_key(self, reqs: RequirementSet, target: Target) -> str:
@@ -187,7 +206,13 @@ class Pipeline:
         return result
 
     # -- the closure -----------------------------------------------------------------------
-    def _walk(self, reqs: RequirementSet, target: Target) -> TargetResult:
+    def _walk(self, reqs: RequirementSet, target: Target, *, build_deps_of: str | None = None
+              ) -> TargetResult:
+        """Walk and realise the closure of ``reqs`` on ``target``.
+
+        With ``build_deps_of`` the requirements are an sdist's build requirements: versions
+        are chosen greedily (no pip-compile), and nothing is built, only fetched.
+        """
         result = TargetResult(target=target)
         env = target.marker_environment()
         pins = {r.name: r for r in reqs.requirements if r.pinned_version}
@@ -218,7 +243,8 @@ class Pipeline:
                                            requested_by=pin.requested_by)
                     continue
                 version = self._version_for(name, req, target, pins, constraint_pins,
-                                            constraints, reqs, result)
+                                            constraints, reqs, result,
+                                            lock_missing=build_deps_of is None)
                 if version is None:
                     continue
                 line = pins.get(name)
@@ -226,7 +252,7 @@ class Pipeline:
                           hashes=line.hashes if line else hashes, requested_by=by)
                 chosen[name] = pin
                 new.append(pin)
-            outcomes = self._execute(new, target)
+            outcomes = self._execute(new, target, allow_build=build_deps_of is None)
             result.outcomes.extend(outcomes)
             frontier = []
             for outcome in outcomes:
@@ -251,14 +277,14 @@ class Pipeline:
         pins: Mapping[NormalizedName, RequirementLine],
         constraint_pins: Mapping[NormalizedName, str | None],
         constraints: Mapping[NormalizedName, SpecifierSet], reqs: RequirementSet,
-        result: TargetResult,
+        result: TargetResult, *, lock_missing: bool = True,
     ) -> str | None:
         line = pins.get(name)
         if line is not None:
             return line.pinned_version
         if constraint_pins.get(name):
             return constraint_pins[name]
-        locked = self._locked_version(name, reqs)
+        locked = self._locked_version(name, reqs) if lock_missing else None
         if locked is not None and req.specifier.contains(locked, prereleases=True):
             return locked
         # Not in the lock: a marker that is false on the host, or an incomplete lockfile.
@@ -272,7 +298,9 @@ class Pipeline:
         if version is None:
             result.problems.append(f"no version of {name} satisfies {req} on {target}")
             return None
-        self.report(f"  note: {name} is not pinned by the input for {target}; using {version}")
+        if lock_missing:
+            self.report(f"  note: {name} is not pinned by the input for {target}; "
+                        f"using {version}")
         return version
 
     def _locked_version(self, name: NormalizedName, reqs: RequirementSet) -> str | None:
@@ -299,13 +327,14 @@ class Pipeline:
         return pins
 
     # -- one level of steps ----------------------------------------------------------------
-    def _execute(self, pins: list[Pin], target: Target) -> list[Outcome]:
+    def _execute(self, pins: list[Pin], target: Target, *, allow_build: bool = True
+                 ) -> list[Outcome]:
         if not pins:
             return []
         with ThreadPoolExecutor(max_workers=max(1, self.settings.jobs)) as pool:
-            return list(pool.map(lambda p: self._one(p, target), pins))
+            return list(pool.map(lambda p: self._one(p, target, allow_build), pins))
 
-    def _one(self, pin: Pin, target: Target) -> Outcome:
+    def _one(self, pin: Pin, target: Target, allow_build: bool = True) -> Outcome:
         try:
             step = self._plan(pin, target)
             if self.options.dry_run:
@@ -314,8 +343,13 @@ class Pipeline:
                 return self._present(step)
             if step.action is Action.FETCH:
                 return self._fetch(step)
-            if step.action is Action.BUILD:
+            if step.action is Action.BUILD and allow_build:
                 return self._build(step)
+            if step.action is Action.BUILD:
+                msg = (f"build dependency {step.label} has no wheel for {target}; build "
+                       "dependencies are not built from source")
+                self.report(f"  failed   {msg}")
+                return Outcome(step=step, status="failed", message=msg)
             self.report(f"  missing  {step.label} ({pin.requested_by}) for {target}: "
                         f"{step.reason}")
             return Outcome(step=step, status="missing", message=step.reason)
@@ -420,9 +454,11 @@ class Pipeline:
             log.write(f"# wheelhouse {__version__}: {sdist.name} for {target} with "
                       f"{builder.identity(target)}\n")
             try:
+                deps = self._build_dependencies(sdist, target, work) if builder.hermetic else None
                 built = builder.build(
                     sdist, target=target, settings=self.settings.package(pin.project),
                     work_dir=work, log=log, timeout=self.settings.build_timeout,
+                    build_deps=deps,
                 )
             except BuildFailed as e:
                 self.store.record_failure(Failure(
@@ -449,6 +485,31 @@ class Pipeline:
         self.report(f"  built    {published.file.filename} in {built.seconds:.0f} s{grafted}")
         return Outcome(step=step, status="built", filename=published.file.filename, log=rel_log,
                        dependencies=self._deps_of_stored(published.file.filename))
+
+    def _build_dependencies(self, sdist: Path, target: Target, work: Path) -> Path:
+        """Wheels for the sdist's build requirements on ``target``, from our own store.
+
+        They are fetched into the store like any pin, so a builder with no network can
+        install them from a directory, and the store keeps what every build used.
+        """
+        requires = build_requirements(sdist)
+        lines = tuple(
+            RequirementLine(requirement=Requirement(r), source=f"{sdist.name} build-system")
+            for r in requires
+        )
+        result = self._walk(RequirementSet(requirements=lines), target,
+                            build_deps_of=sdist.name)
+        if not result.ok:
+            why = "; ".join(result.problems + [o.message for o in result.outcomes
+                                               if o.status in ("failed", "missing")])
+            raise BuildFailed(f"the build requirements of {sdist.name} cannot be met: {why}")
+        deps = work / "build-deps"
+        deps.mkdir(exist_ok=True)
+        for outcome in result.outcomes:
+            f = self.store.get(outcome.filename) if outcome.filename else None
+            if f is not None:
+                os.link(self.store.file_path(f), deps / f.filename)
+        return deps
 
     @contextlib.contextmanager
     def _exclusive(self, key: str) -> Iterator[None]:
@@ -494,22 +555,71 @@ def make_pipeline(
     report: Report, builders: Callable[[Target], Builder | None] | None = None,
 ) -> Pipeline:
     sources = Sources.resolve(settings, reqs)
-    upstream = Upstream(index_urls=sources.index_urls, find_links=sources.find_links)
+
+    def upstream() -> Upstream:
+        from wheelhouse.upstream import Upstream
+
+        return Upstream(index_urls=sources.index_urls, find_links=sources.find_links)
+
     if builders is None:
-        builders = default_builders(sources)
+        builders = Builders(settings, sources)
     return Pipeline(settings=settings, store=store, upstream=upstream, sources=sources,
                     builders=builders, options=options, report=report)
 
 
-def default_builders(sources: Sources) -> Callable[[Target], Builder | None]:
-    from wheelhouse.build.local import LocalBuilder, host_build_environment
+class Builders:
+    """Which builder serves a target: an image configured for its platform → that container;
+    else this machine when it is the target's platform; else the family's default image."""
 
-    env = source_environment(sources.index_url, sources.extra_index_urls, sources.find_links,
-                             base=host_build_environment())
-    local = LocalBuilder(build_env=env)
+    def __init__(self, settings: Settings, sources: Sources) -> None:
+        from wheelhouse.build.local import LocalBuilder, host_build_environment
 
-    def pick(target: Target) -> Builder | None:
-        return local if LocalBuilder.can_build(target) else None
+        env = source_environment(sources.index_url, sources.extra_index_urls,
+                                 sources.find_links, base=host_build_environment())
+        self.local = LocalBuilder(build_env=env)
+        self.settings = settings
+        self.sources = sources
+        self._container: Builder | None = None
 
-    return pick
+    def container(self) -> Builder:
+        if self._container is None:
+            from wheelhouse.build.container import (
+                ContainerBuilder,
+                ContainerOptions,
+                passthrough_environment,
+            )
 
+            s = self.settings
+            options = ContainerOptions(
+                engine=s.engine, network=s.builder_network, memory=s.builder_memory,
+                cpus=s.builder_cpus, ca_bundle=s.ca_bundle,
+                index_url=self.sources.index_url if s.builder_network == "host" else None,
+                passthrough_env=passthrough_environment(),
+            )
+            self._container = ContainerBuilder(images=self.images(), options=options)
+        return self._container
+
+    def images(self) -> dict[str, str]:
+        from wheelhouse.targets import ARCHS, FAMILIES
+
+        defaults = {f"{fam}_{arch}": info.default_image.format(arch=arch)
+                    for fam, info in FAMILIES.items() for arch in ARCHS}
+        return defaults | dict(self.settings.images)
+
+    def __call__(self, target: Target) -> Builder | None:
+        from wheelhouse.build.local import LocalBuilder
+
+        if target.platform not in self.settings.images and LocalBuilder.can_build(target):
+            return self.local
+        return self.container()
+
+    def describe(self, target: Target) -> str:
+        from wheelhouse.build.local import LocalBuilder
+
+        if target.platform not in self.settings.images and LocalBuilder.can_build(target):
+            return "native"
+        return f"container {self.images().get(target.platform, '(no image)')}"
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -22,7 +23,9 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse.store import Kind, Origin, Store, StoredFile
 from wheelhouse.targets import Target
-from wheelhouse.upstream import Candidate
+
+if TYPE_CHECKING:  # the upstream client pulls in requests; a warm no-op run needs neither
+    from wheelhouse.upstream import Candidate
 
 
 class Action(StrEnum):
@@ -208,13 +211,41 @@ def sdist_static_metadata(sdist: Path) -> bytes | None:
 
 
 def _read_pkg_info(sdist: Path) -> bytes | None:
+    return _read_member(sdist, "PKG-INFO")
+
+
+def _read_member(sdist: Path, name: str) -> bytes | None:
+    """A file at the top of the sdist's single root directory, or None."""
     if sdist.name.endswith(".zip"):
         with zipfile.ZipFile(sdist) as zf:
-            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
+            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/" + name)]
             return zf.read(names[0]) if names else None
     with tarfile.open(sdist) as tf:
         for member in tf:
-            if member.name.count("/") == 1 and member.name.endswith("/PKG-INFO"):
+            if member.name.count("/") == 1 and member.name.endswith("/" + name):
                 f = tf.extractfile(member)
                 return f.read() if f else None
     return None
+
+
+#: what PEP 517 front ends assume when an sdist declares no build system.
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+
+
+def build_requirements(sdist: Path) -> list[str]:
+    """``[build-system] requires`` of an sdist, plus ``wheel`` for setuptools backends
+    (older setuptools asks for it at build time, when no index can be reached)."""
+    import tomllib
+
+    try:
+        data = _read_member(sdist, "pyproject.toml")
+        table = tomllib.loads(data.decode()) if data else {}
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, ValueError, UnicodeDecodeError):
+        table = {}
+    system = table.get("build-system", {})
+    requires = list(system.get("requires", DEFAULT_BUILD_REQUIRES))
+    backend = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    names = {canonicalize_name(Requirement(r).name) for r in requires}
+    if backend.startswith("setuptools") and "wheel" not in names:
+        requires.append("wheel")
+    return requires

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -85,16 +85,22 @@ def run_repair(
     runner: Runner, *, python: str, wheel: Path, out_dir: Path, target: Target,
     exclude: Sequence[str], log: IO[str], timeout: float | None,
     env: Mapping[str, str] | None = None,
+    outputs: Callable[[], list[Path]] | None = None,
 ) -> RepairResult:
-    """Repair ``wheel`` on the local machine into ``out_dir``; the output must fit ``target``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Repair ``wheel`` into ``out_dir`` where ``runner`` runs; the output must fit ``target``.
+
+    ``outputs`` fetches the repaired wheels to this machine when the runner is elsewhere (a
+    container); by default they are read from ``out_dir`` itself.
+    """
+    if outputs is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     done = runner.run(repair_command(python, str(wheel), str(out_dir), exclude),
                       log=log, env=env, timeout=timeout)
     if done.timed_out:
         raise RepairFailed("auditwheel repair did not finish within the time limit")
     if done.returncode != 0:
         raise RepairFailed(f"auditwheel repair failed (exit {done.returncode}); see the log")
-    wheels = sorted(out_dir.glob("*.whl"))
+    wheels = outputs() if outputs is not None else sorted(out_dir.glob("*.whl"))
     if len(wheels) != 1:
         raise RepairFailed(f"auditwheel repair produced {len(wheels)} wheels, expected one")
     check_fits(wheels[0], target)

@@ -36,6 +36,8 @@ class FamilyInfo:
     #: the oldest policy per architecture; anything older does not exist for that arch.
     oldest_policy: Mapping[str, tuple[int, int]]
     legacy_aliases: Mapping[tuple[int, int], str]
+    #: the builder image users already trust, per architecture (``{arch}`` is filled in).
+    default_image: str
 
 
 FAMILIES: Mapping[Family, FamilyInfo] = {
@@ -46,6 +48,7 @@ FAMILIES: Mapping[Family, FamilyInfo] = {
                        "ppc64le": (2, 17), "s390x": (2, 17), "armv7l": (2, 17)},
         # PEP 600: the pre-600 names are aliases of these glibc versions.
         legacy_aliases={(2, 5): "manylinux1", (2, 12): "manylinux2010", (2, 17): "manylinux2014"},
+        default_image="quay.io/pypa/manylinux_2_28_{arch}",
     ),
     Family.MUSLLINUX: FamilyInfo(
         libc="musl",
@@ -53,6 +56,7 @@ FAMILIES: Mapping[Family, FamilyInfo] = {
         oldest_policy={"x86_64": (1, 0), "i686": (1, 0), "aarch64": (1, 0),
                        "ppc64le": (1, 0), "s390x": (1, 0), "armv7l": (1, 0)},
         legacy_aliases={},
+        default_image="quay.io/pypa/musllinux_1_2_{arch}",
     ),
 }
 
@@ -102,6 +106,10 @@ class Target:
 
     def __str__(self) -> str:
         return self.identifier
+
+    @property
+    def default_image(self) -> str:
+        return FAMILIES[self.family].default_image.format(arch=self.arch)
 
     def platform_tags(self) -> list[str]:
         return list(_platform_tags(self.family, self.arch, self.policy))

@@ -33,8 +33,10 @@ class BuiltWheel:
 
 
 class Builder(Protocol):
-    #: a short name for messages and provenance ("local", "docker:<image>").
+    #: a short name for messages and provenance ("local", "docker").
     name: str
+    #: True when builds cannot reach an index, so build requirements must be handed in.
+    hermetic: bool
 
     def identity(self, target: Target) -> str:
         """What a build's result depends on besides the sdist (image id, python, tools)."""
@@ -49,6 +51,15 @@ class Builder(Protocol):
         work_dir: Path,
         log: IO[str],
         timeout: float,
+        build_deps: Path | None = None,
     ) -> BuiltWheel:
-        """Build and repair; return a wheel inside ``work_dir``, or raise BuildFailed."""
+        """Build and repair; return a wheel inside ``work_dir``, or raise BuildFailed.
+
+        ``build_deps`` is a directory of wheels that satisfy the sdist's build requirements,
+        for builders whose builds have no index to install them from.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the builder holds (containers)."""
         ...

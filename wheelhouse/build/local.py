@@ -29,6 +29,7 @@ SOURCE_DATE_EPOCH = "315532800"
 
 class LocalBuilder:
     name = "local"
+    hermetic = False
 
     def __init__(
         self, *, build_env: Mapping[str, str], runner: Runner | None = None,
@@ -37,6 +38,9 @@ class LocalBuilder:
         self.build_env = dict(build_env)
         self.runner: Runner = runner or LocalRunner()
         self.python = python
+
+    def close(self) -> None:
+        pass
 
     @staticmethod
     def can_build(target: Target) -> bool:
@@ -63,7 +67,11 @@ class LocalBuilder:
         work_dir: Path,
         log: IO[str],
         timeout: float,
+        build_deps: Path | None = None,
     ) -> BuiltWheel:
+        # Local builds install build requirements from the configured index; build_deps is
+        # for builders without one.
+        del build_deps
         if not self.can_build(target):
             raise BuildFailed(f"target {target} cannot be built on this machine")
         source = extract_sdist(sdist, work_dir)

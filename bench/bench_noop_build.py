@@ -1,0 +1,85 @@
+"""No-op `wheelhouse build` on a warm store vs `pip wheel` with the same wheels at hand.
+
+Issue 2's goal: a no-op build of a 50-pin lockfile at least 10x faster than
+`pip wheel -r requirements.txt --find-links <same wheels>`, and under 1 s.
+
+    .venv/bin/python bench/bench_noop_build.py [--runs 5] [--lock bench/lock50.txt]
+
+Warms a fresh store first (network: PyPI), then times each command --runs times as whole
+processes (what a CI job pays) and prints medians and ratios measured in this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
+    e["PIP_CONFIG_FILE"] = os.devnull  # the host's pip config adds sources of its own
+    e["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return e
+
+
+def timed(cmd: list[str], runs: int, before: object = None) -> list[float]:
+    times = []
+    for _ in range(runs):
+        if callable(before):
+            before()
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env(), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--lock", type=Path, default=HERE / "lock50.txt")
+    args = parser.parse_args()
+    pins = [ln for ln in args.lock.read_text().splitlines() if ln and not ln.startswith("#")]
+    wheelhouse = [sys.executable, "-m", "wheelhouse"]
+    with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
+        work = Path(tmp)
+        store = work / "store"
+        print(f"warming a store with {len(pins)} pins from {args.lock} ...", flush=True)
+        subprocess.run([*wheelhouse, "build", str(args.lock), "--store", str(store)],
+                       check=True, env=env(), stdout=subprocess.DEVNULL)
+        flat = work / "flat"
+        flat.mkdir()
+        for f in (store / "files").rglob("*.whl"):
+            os.link(f, flat / f.name)
+        print(f"{len(list(flat.iterdir()))} wheels in the store", flush=True)
+        out = work / "out"
+
+        def fresh_out() -> None:
+            shutil.rmtree(out, ignore_errors=True)
+
+        ours = timed([*wheelhouse, "build", str(args.lock), "--store", str(store)], args.runs)
+        pip_base = [sys.executable, "-m", "pip", "wheel", "-q", "--no-cache-dir", "-w", str(out),
+                    "-r", str(args.lock), "--find-links", str(flat)]
+        pip_literal = timed(pip_base, args.runs, fresh_out)
+        pip_offline = timed([*pip_base, "--no-index"], args.runs, fresh_out)
+    m_ours, m_lit, m_off = (statistics.median(t) for t in (ours, pip_literal, pip_offline))
+    print(f"\nmedian of {args.runs} runs, {len(pins)}-pin lockfile, warm store:")
+    print(f"  wheelhouse build (no-op)                      {m_ours:7.3f} s")
+    print(f"  pip wheel --find-links <same wheels>          {m_lit:7.3f} s   "
+          f"ratio {m_lit / m_ours:5.1f}x  (goal >= 10x)")
+    print(f"  pip wheel --find-links <same wheels> --no-index {m_off:5.3f} s   "
+          f"ratio {m_off / m_ours:5.1f}x")
+    print(f"  under 1 s: {'yes' if m_ours < 1 else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
