@@ -194,28 +194,35 @@ def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
 
 
 @cli.command()
+@_config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def targets(as_json: bool) -> None:
-    """List known target identifiers and which ones this machine builds natively."""
-    from wheelhouse.build.local import LocalBuilder
+@click.pass_context
+def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None:
+    """List known target identifiers and how this machine builds each.
+
+    "native" builds run on this machine with no container; the others run in a container
+    of the target's platform, under QEMU emulation where the architecture is foreign.
+    """
+    from wheelhouse.pipeline import Builders, Sources
+    from wheelhouse.requirements import RequirementSet
     from wheelhouse.targets import host_platform, host_target, known_targets
 
-    host = host_platform()
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = _settings(ctx)
+    builders = Builders(settings, Sources.resolve(settings, RequirementSet(requirements=())))
+    default = host_target() if host_platform() is not None else None
     rows = []
-    default = None
-    if host is not None:
-        default = host_target()
     for t in ([default] if default else []) + known_targets():
-        native = LocalBuilder.can_build(t)
+        how = builders.describe(t)
         rows.append({"target": t.identifier, "accepts": f"{t.policy_tag} and older",
-                     "builds": "native" if native else "needs a container builder",
-                     "default": t == default})
+                     "builds": how, "default": t == default})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         mark = "*" if row["default"] else " "
-        click.echo(f"{mark} {row['target']:<32} {row['accepts']:<36} {row['builds']}")
+        click.echo(f"{mark} {row['target']:<30} {row['accepts']:<32} {row['builds']}")
     click.echo("\n* the default target: this interpreter on this machine's platform")
 
 

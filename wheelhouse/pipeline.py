@@ -449,7 +449,7 @@ class Pipeline:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         rel_log = str(log_path.relative_to(self.store.root))
         self.report(f"  building {step.label} for {target} from {sdist.name} "
-                    f"({step.reason}; {builder.name})")
+                    f"({step.reason}; {builder.describe(target)})")
         with log_path.open("w", encoding="utf-8") as log:
             log.write(f"# wheelhouse {__version__}: {sdist.name} for {target} with "
                       f"{builder.identity(target)}\n")
@@ -461,6 +461,7 @@ class Pipeline:
                     build_deps=deps,
                 )
             except BuildFailed as e:
+                log.write(f"\n# wheelhouse: the build failed: {e}\n")
                 self.store.record_failure(Failure(
                     key=key, project=pin.project, version=pin.version,
                     target=target.identifier, message=str(e), log=rel_log, time=utc_now()))
@@ -614,11 +615,8 @@ class Builders:
         return self.container()
 
     def describe(self, target: Target) -> str:
-        from wheelhouse.build.local import LocalBuilder
-
-        if target.platform not in self.settings.images and LocalBuilder.can_build(target):
-            return "native"
-        return f"container {self.images().get(target.platform, '(no image)')}"
+        builder = self(target)
+        return builder.describe(target) if builder is not None else "no builder"
 
     def close(self) -> None:
         if self._container is not None:

@@ -38,6 +38,10 @@ class Builder(Protocol):
     #: True when builds cannot reach an index, so build requirements must be handed in.
     hermetic: bool
 
+    def describe(self, target: Target) -> str:
+        """How a build for ``target`` runs, for messages ("native", "docker IMAGE ...")."""
+        ...
+
     def identity(self, target: Target) -> str:
         """What a build's result depends on besides the sdist (image id, python, tools)."""
         ...

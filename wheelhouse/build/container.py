@@ -218,6 +218,12 @@ class ContainerBuilder:
     def image_for(self, target: Target) -> str | None:
         return self.images.get(target.platform)
 
+    def describe(self, target: Target) -> str:
+        how = f"{self.options.engine} {self.image_for(target) or '(no image)'}"
+        if target.arch != host_arch():
+            how += f", under QEMU emulation on {host_arch()}"
+        return how
+
     def identity(self, target: Target) -> str:
         image = self.image_for(target)
         if image is None:

@@ -42,13 +42,20 @@ class LocalBuilder:
     def close(self) -> None:
         pass
 
+    def describe(self, target: Target) -> str:
+        return "native"
+
     @staticmethod
     def can_build(target: Target) -> bool:
+        """This machine builds a target of its own platform and Python, and only when its
+        libc is no newer than the target's policy: a wheel linked against a newer glibc
+        would not run where the target promises it does."""
         host = host_platform()
         return (
             host is not None
             and host.family == target.family
             and host.arch == target.arch
+            and host.policy <= target.policy
             and target.python == sys.version_info[:2]
         )
 
