@@ -1,0 +1,168 @@
+"""The Flask application: routes for the simple index, file downloads, the flat find-links page
+and a health check, over a read-only store.
+
+The simple pages and ``.metadata`` files are normally answered by ``HotPath`` before Flask sees
+the request; the views below give the same answers (they call the same functions) for whoever
+runs the app without that layer, and Flask adds 405s for other methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
+from werkzeug.wsgi import wrap_file
+
+from wheelhouse.server.hot import (
+    IMMUTABLE,
+    HotPath,
+    PageOptions,
+    Reply,
+    answer_metadata,
+    answer_simple,
+    not_modified,
+)
+from wheelhouse.server.state import IndexState, upload_http_date
+from wheelhouse.store import Store
+
+log = logging.getLogger(__name__)
+
+# Read and written in 1 MiB blocks when the WSGI server has no sendfile-backed
+# ``wsgi.file_wrapper``: werkzeug's default of 8 KiB costs a Python round trip per block.
+_FILE_BLOCK = 1 << 20
+
+bp = Blueprint("index", __name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerContext:
+    """What the views need, kept in ``app.extensions["wheelhouse"]`` (no module globals)."""
+
+    store: Store
+    state: IndexState
+    pages: PageOptions
+
+
+def _ctx() -> ServerContext:
+    ctx: ServerContext = current_app.extensions["wheelhouse"]
+    return ctx
+
+
+def _response(reply: Reply) -> Response:
+    resp = Response(reply.body, status=reply.status, headers=list(reply.headers))
+    if reply.status.startswith("304"):
+        # Werkzeug counts the empty body as Content-Length: 0; a 304 describes the full
+        # representation, so send no length at all, as the hot path does.
+        resp.headers.pop("Content-Length", None)
+    return resp
+
+
+@bp.get("/simple/", strict_slashes=False)
+@bp.get("/simple/<path:project>")
+def simple(project: str | None = None) -> Response:
+    ctx = _ctx()
+    reply = answer_simple(ctx.state.current(), request.environ, ctx.pages)
+    if reply is None:  # pragma: no cover - the routes only match /simple paths
+        abort(404)
+    return _response(reply)
+
+
+@bp.get("/files/<project>/<filename>")
+def download(project: str, filename: str) -> Response:
+    ctx = _ctx()
+    snapshot = ctx.state.current()
+    if filename.endswith(".metadata"):
+        meta = filename[: -len(".metadata")]
+        return _response(answer_metadata(snapshot, ctx.store, project, meta, request.environ))
+    f = snapshot.files.get(filename)
+    if f is None or f.project != project:
+        abort(404)
+    path = ctx.store.file_path(f)
+    try:
+        fh: IO[bytes] = path.open("rb")
+    except OSError as e:
+        log.error("%s is published but unreadable: %s", f.relpath, e)
+        abort(500)
+    size = os.fstat(fh.fileno()).st_size
+    if size != f.size:
+        # Never send bytes that contradict the index: pip and uv would fail on the hash
+        # anyway, and a wrong Content-Length hangs them instead.
+        fh.close()
+        log.error("%s is %d bytes on disk, %d in the catalogue", f.relpath, size, f.size)
+        abort(500)
+    # wrap_file uses the server's wsgi.file_wrapper (sendfile in gunicorn, uWSGI, granian)
+    # when there is one. The Content-Type is fixed: guessing from ".tar.gz" would add
+    # "Content-Encoding: gzip", and clients would then unpack the sdist in transit.
+    resp = Response(
+        wrap_file(request.environ, fh, _FILE_BLOCK),
+        mimetype="application/octet-stream",
+        direct_passthrough=True,
+    )
+    resp.content_length = size
+    resp.headers["ETag"] = f'"{f.sha256}"'
+    resp.headers["Last-Modified"] = upload_http_date(f)
+    resp.headers["Cache-Control"] = IMMUTABLE
+    # Handles Range/If-Range (206, Content-Range, 416), If-None-Match (304) and sets
+    # Accept-Ranges on every GET and HEAD, which uv's range reads and pip's resume rely on.
+    resp.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    return resp
+
+
+@bp.get("/links/")
+def links() -> Response:
+    """The flat page for ``pip --find-links``/``uv --find-links``: always text/html."""
+    ctx = _ctx()
+    snapshot = ctx.state.current()
+    page = snapshot.links
+    headers = [
+        ("ETag", page.etag),
+        ("Last-Modified", snapshot.changed_at),
+        ("Cache-Control", ctx.pages.cache_control),
+    ]
+    if not_modified(request.environ, page.etag, snapshot.changed_at):
+        return _response(Reply(status="304 Not Modified", headers=tuple(headers)))
+    return Response(page.body, mimetype="text/html", headers=headers)
+
+
+@bp.get("/health")
+def health() -> Response:
+    snapshot = _ctx().state.current()
+    resp = jsonify(
+        {
+            "status": "ok",
+            "generation": snapshot.generation,
+            "projects": len(snapshot.projects),
+            "files": len(snapshot.files),
+        }
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def create_app(
+    store_root: Path,
+    *,
+    page_max_age: int = 0,
+    refresh_interval: float = 0.5,
+    hot_path: bool = True,
+) -> Flask:
+    """A Flask app serving the store at ``store_root`` read-only.
+
+    ``page_max_age``: seconds clients may reuse a simple page without asking (0 means always
+    revalidate, which a 304 makes cheap). ``refresh_interval``: how often, at most, the store's
+    generation is checked. ``hot_path``: answer the hot pages before Flask routing (off only to
+    test that both ways answer alike). Raises StoreError if there is no store there.
+    """
+    store = Store(Path(store_root), readonly=True)
+    state = IndexState(store, refresh_interval=refresh_interval)
+    pages = PageOptions(cache_control=f"max-age={max(page_max_age, 0)}, must-revalidate")
+    app = Flask("wheelhouse.server")
+    app.extensions["wheelhouse"] = ServerContext(store=store, state=state, pages=pages)
+    app.register_blueprint(bp)
+    if hot_path:
+        app.wsgi_app = HotPath(app.wsgi_app, state, pages)  # type: ignore[method-assign]
+    return app

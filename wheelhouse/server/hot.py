@@ -1,0 +1,285 @@
+"""Answers for the hot, precomputed resources: ``/simple/``, ``/simple/<project>/`` and
+``/files/<project>/<file>.metadata``, with negotiation, redirects and conditional requests.
+
+The same functions back the Flask views and the WSGI layer (``HotPath``) that answers these
+paths before Flask's routing; Flask's per-request machinery, not Python, limits throughput on
+small cached pages, so skipping it for them is what lets the index approach a static server.
+Everything else falls through to Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from wheelhouse import index
+from wheelhouse.index import MediaType
+from wheelhouse.server.state import IndexState, Resource, Snapshot, upload_http_date
+from wheelhouse.store import Kind, Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+Headers = tuple[tuple[str, str], ...]
+
+#: Files and their metadata never change once published (see the store), so clients and
+#: proxies may keep them for as long as they like; this is the value uv documents.
+IMMUTABLE = "max-age=365000000, immutable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """A complete HTTP answer. ``body`` is the GET body; a HEAD answer drops it."""
+
+    status: str
+    headers: Headers
+    body: bytes = b""
+
+
+def _text(status: str, message: str, *extra: tuple[str, str]) -> Reply:
+    body = (message + "\n").encode("utf-8")
+    return Reply(
+        status=status,
+        headers=(
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *extra,
+        ),
+        body=body,
+    )
+
+
+# -- conditional requests ---------------------------------------------------------------------
+
+
+def _etag_listed(if_none_match: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): ``W/`` is ignored."""
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(
+        candidate.strip().removeprefix("W/") == wanted for candidate in if_none_match.split(",")
+    )
+
+
+def not_modified(environ: WSGIEnvironment, etag: str, last_modified: str) -> bool:
+    """True when the client's copy is current. If-Modified-Since counts only without
+    If-None-Match, as RFC 9110 §13.2.2 orders."""
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm is not None:
+        return _etag_listed(inm, etag)
+    ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+    if ims:
+        try:
+            return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+# -- simple pages -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageOptions:
+    #: Cache-Control for simple pages. pip ≥ 26.2 and uv honour it, so anything above a few
+    #: seconds hides new uploads from them; with an ETag, revalidation costs a 304.
+    cache_control: str = "max-age=0, must-revalidate"
+
+
+def _variant_etag(etag: str, media: MediaType) -> str:
+    # text/html and the v1+html alias carry the same bytes under different Content-Types. A
+    # strong ETag names one representation, so the alias gets its own: otherwise a cache that
+    # revalidates one with the other's tag would be told to reuse the wrong Content-Type.
+    if media is MediaType.V1_HTML:
+        return etag[:-1] + '.v1html"'
+    return etag
+
+
+def _page_reply(
+    environ: WSGIEnvironment, resource: Resource, options: PageOptions
+) -> Reply:
+    query = environ.get("QUERY_STRING", "")
+    # The spec's own example is "?format=application/vnd.pypi.simple.v1+json" unencoded, and
+    # form decoding would turn that "+" into a space, which no media type contains.
+    fmt = parse_qs(query.replace("+", "%2B")).get("format", [None])[-1] if query else None
+    media = index.negotiate(environ.get("HTTP_ACCEPT"), fmt)
+    if media is None:
+        return _text(
+            "406 Not Acceptable",
+            "none of the requested media types is served here; acceptable: "
+            + ", ".join(index.available_types()),
+            ("Vary", "Accept"),
+        )
+    page = resource.page(media)
+    etag = _variant_etag(page.etag, media)
+    # A 304 repeats only what updates the cached copy (RFC 9110 §15.4.5): with an ETag,
+    # Last-Modified is left out, as werkzeug does for the Flask-routed answers.
+    validators = (
+        ("ETag", etag),
+        ("Cache-Control", options.cache_control),
+        ("Vary", "Accept"),
+    )
+    if not_modified(environ, etag, resource.last_modified):
+        return Reply(status="304 Not Modified", headers=validators)
+    return Reply(
+        status="200 OK",
+        headers=(
+            ("Content-Type", index.content_type_header(media)),
+            ("Content-Length", str(len(page.body))),
+            ("Last-Modified", resource.last_modified),
+            *validators,
+        ),
+        body=page.body,
+    )
+
+
+def _redirect(environ: WSGIEnvironment, path: str) -> Reply:
+    script = quote(environ.get("SCRIPT_NAME", "").encode("latin-1"), safe="/")
+    query = environ.get("QUERY_STRING", "")
+    location = script + path + (f"?{query}" if query else "")
+    return _text("301 Moved Permanently", f"moved to {location}", ("Location", location))
+
+
+def _not_found(what: str) -> Reply:
+    # uv's first-index strategy moves on to the next index only on 404, so "unknown" is always
+    # 404, never an empty 200 or a 401/403. Short caching: the project may be published soon.
+    return _text("404 Not Found", what, ("Cache-Control", "max-age=0, must-revalidate"))
+
+
+def _wsgi_path(environ: WSGIEnvironment) -> str | None:
+    """PATH_INFO as text. WSGI hands over the decoded bytes as latin-1; names are UTF-8."""
+    try:
+        path: str = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+    return path
+
+
+def answer_simple(
+    snapshot: Snapshot, environ: WSGIEnvironment, options: PageOptions
+) -> Reply | None:
+    """The answer for a GET of ``/simple`` or anything below it; None for other paths."""
+    path = _wsgi_path(environ)
+    if path is None:
+        return None
+    if path == "/simple":
+        return _redirect(environ, "/simple/")
+    if not path.startswith("/simple/"):
+        return None
+    rest = path[len("/simple/"):]
+    if not rest:
+        return _page_reply(environ, snapshot.root, options)
+    name, slash, extra = rest.partition("/")
+    if extra or not name:
+        return _not_found(f"no such page: {path}")
+    # Most requests use the normalized name already; skip the regex for them.
+    entry = snapshot.projects.get(NormalizedName(name))
+    normalized = NormalizedName(name) if entry is not None else canonicalize_name(name)
+    if entry is None:
+        entry = snapshot.projects.get(normalized)
+    if entry is None:
+        return _not_found(f"no project named {name!r} in this index")
+    if name != normalized or not slash:
+        return _redirect(environ, f"/simple/{normalized}/")
+    return _page_reply(environ, entry.resource, options)
+
+
+# -- core metadata (PEP 658) ------------------------------------------------------------------
+
+
+def answer_metadata(
+    snapshot: Snapshot, store: Store, project: str, filename: str, environ: WSGIEnvironment
+) -> Reply:
+    """The METADATA of a published wheel, exactly as its hash on the index says."""
+    f = snapshot.files.get(filename)
+    if (
+        f is None
+        or f.project != project
+        or f.kind is not Kind.WHEEL
+        or f.metadata_sha256 is None
+    ):
+        return _not_found(f"no metadata for {project}/{filename}")
+    etag = f'"{f.metadata_sha256}"'
+    last_modified = upload_http_date(f)
+    validators = (("ETag", etag), ("Cache-Control", IMMUTABLE))
+    if not_modified(environ, etag, last_modified):
+        return Reply(status="304 Not Modified", headers=validators)
+    try:
+        body = store.metadata_path(f).read_bytes()
+    except OSError as e:
+        # The catalogue advertises it, so a missing file is the server's fault, not a 404.
+        log.error("metadata of %s is listed but unreadable: %s", f.relpath, e)
+        return _text("500 Internal Server Error", f"cannot read the metadata of {filename}")
+    return Reply(
+        status="200 OK",
+        headers=(
+            # octet-stream: the exact bytes matter (pip checks the hash), so no proxy should
+            # think it may transcode or compress them.
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", str(len(body))),
+            ("Last-Modified", last_modified),
+            *validators,
+        ),
+        body=body,
+    )
+
+
+def split_metadata_path(path: str) -> tuple[str, str] | None:
+    """``/files/<project>/<file>.metadata`` → (project, file); None for anything else."""
+    if not path.startswith("/files/") or not path.endswith(".metadata"):
+        return None
+    project, _, rest = path[len("/files/"):].partition("/")
+    if not project or not rest or "/" in rest:
+        return None
+    return project, rest[: -len(".metadata")]
+
+
+# -- the WSGI layer ---------------------------------------------------------------------------
+
+
+class HotPath:
+    """WSGI middleware answering GET/HEAD of the hot resources; the rest goes to ``app``."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        state: IndexState,
+        options: PageOptions,
+    ) -> None:
+        self.app = app
+        self.state = state
+        self.options = options
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET" or method == "HEAD":
+            reply = self._answer(environ)
+            if reply is not None:
+                start_response(reply.status, list(reply.headers))
+                return [] if method == "HEAD" else [reply.body]
+        return self.app(environ, start_response)
+
+    def _answer(self, environ: WSGIEnvironment) -> Reply | None:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/simple"):
+            return answer_simple(self.state.current(), environ, self.options)
+        if path.endswith(".metadata"):
+            text = _wsgi_path(environ)
+            parts = split_metadata_path(text) if text is not None else None
+            if parts is not None:
+                return answer_metadata(
+                    self.state.current(), self.state.store, parts[0], parts[1], environ
+                )
+        return None
+

@@ -1,0 +1,198 @@
+"""What the server shows: an immutable snapshot of the catalogue with every simple page already
+rendered, and the holder that swaps in a new snapshot when the store's generation moves.
+
+Requests never scan directories or hash files; they read the current snapshot. A generation
+check costs one indexed SQLite read and happens at most once per ``refresh_interval``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime, formatdate
+from functools import cached_property
+
+from packaging.utils import NormalizedName
+
+from wheelhouse import index
+from wheelhouse.errors import StoreError
+from wheelhouse.index import MediaType, Page
+from wheelhouse.store import Store, StoredFile
+
+log = logging.getLogger(__name__)
+
+
+def http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)
+
+
+def upload_http_date(f: StoredFile) -> str:
+    """Last-Modified of a file: its upload time, which never changes after publication."""
+    try:
+        return format_datetime(datetime.fromisoformat(f.upload_time), usegmt=True)
+    except (ValueError, TypeError):
+        # An unparseable catalogue value must not break downloads; Last-Modified is advisory.
+        return http_date(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resource:
+    """One simple page in both serialisations, with the time its content last changed."""
+
+    html: Page
+    json: Page
+    last_modified: str
+
+    def page(self, media: MediaType) -> Page:
+        return self.json if media.is_json else self.html
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectEntry:
+    files: tuple[StoredFile, ...]
+    resource: Resource
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    """Everything the index shows at one store generation. Never mutated once built."""
+
+    generation: int
+    root: Resource
+    projects: Mapping[NormalizedName, ProjectEntry]
+    files: Mapping[str, StoredFile]
+    changed_at: str
+
+    @cached_property
+    def links(self) -> Page:
+        # Rendered on first use: the flat page holds every file, and most deployments only
+        # serve /simple/. A race renders it twice, which is harmless.
+        return index.links_html(self.files.values())
+
+
+def _render_project(
+    project: NormalizedName, files: tuple[StoredFile, ...], last_modified: str
+) -> ProjectEntry:
+    return ProjectEntry(
+        files=files,
+        resource=Resource(
+            html=index.project_html(project, files),
+            json=index.project_json(project, files),
+            last_modified=last_modified,
+        ),
+    )
+
+
+def build_snapshot(
+    generation: int,
+    files: Iterable[StoredFile],
+    previous: Snapshot | None,
+    *,
+    now: float | None = None,
+) -> Snapshot:
+    """Render a snapshot, reusing the pages of every project whose files did not change.
+
+    Last-Modified of a page is the time this process first saw its current content. That is
+    never earlier than the real change (a yank leaves no timestamp in the catalogue), so an
+    If-Modified-Since answer is never wrongly 304.
+    """
+    stamp = http_date(time.time() if now is None else now)
+    grouped: dict[NormalizedName, list[StoredFile]] = {}
+    by_name: dict[str, StoredFile] = {}
+    for f in files:
+        grouped.setdefault(f.project, []).append(f)
+        by_name[f.filename] = f
+    old_projects = previous.projects if previous is not None else {}
+    projects: dict[NormalizedName, ProjectEntry] = {}
+    rerendered = 0
+    for project, project_files in grouped.items():
+        key = tuple(sorted(project_files, key=lambda f: f.filename))
+        old = old_projects.get(project)
+        if old is not None and old.files == key:
+            projects[project] = old
+        else:
+            projects[project] = _render_project(project, key, stamp)
+            rerendered += 1
+    if previous is not None and previous.projects.keys() == projects.keys():
+        root = previous.root
+    else:
+        names = sorted(projects)
+        root = Resource(
+            html=index.project_list_html(names),
+            json=index.project_list_json(names),
+            last_modified=stamp,
+        )
+    if previous is not None:
+        log.info(
+            "store generation %d: %d project pages re-rendered, %d kept",
+            generation, rerendered, len(projects) - rerendered,
+        )
+    return Snapshot(
+        generation=generation,
+        root=root,
+        projects=projects,
+        files=by_name,
+        changed_at=stamp,
+    )
+
+
+class IndexState:
+    """Holds the current snapshot and refreshes it from the store, safely across threads.
+
+    The thread that finds a check due does it while the others keep answering from the
+    snapshot they already have; swapping the reference is atomic, so readers need no lock.
+    """
+
+    def __init__(self, store: Store, *, refresh_interval: float = 0.5) -> None:
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self._lock = threading.Lock()
+        try:
+            self._snapshot = self._load(None)
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(
+                f"cannot read the catalogue of the store at {store.root}: {e}",
+                hint="check that the path is a wheelhouse store and readable by this user",
+            ) from None
+        self._next_check = time.monotonic() + refresh_interval
+
+    def _load(self, previous: Snapshot | None) -> Snapshot:
+        # Read the generation before the rows: a publish in between makes the rows newer than
+        # the recorded generation, and the next check re-reads them. The opposite order could
+        # record a generation whose rows we never saw.
+        generation = self.store.generation()
+        return build_snapshot(generation, self.store.files(), previous)
+
+    def current(self) -> Snapshot:
+        now = time.monotonic()
+        if now < self._next_check or not self._lock.acquire(blocking=False):
+            return self._snapshot
+        try:
+            if now >= self._next_check:
+                self._refresh()
+                self._next_check = time.monotonic() + self.refresh_interval
+        finally:
+            self._lock.release()
+        return self._snapshot
+
+    def refresh(self) -> Snapshot:
+        """Check the store now (tests, and callers that just published)."""
+        with self._lock:
+            self._refresh()
+            self._next_check = time.monotonic() + self.refresh_interval
+        return self._snapshot
+
+    def _refresh(self) -> None:
+        try:
+            if self.store.generation() != self._snapshot.generation:
+                self._snapshot = self._load(self._snapshot)
+        except Exception:
+            # A busy or briefly unreadable catalogue must not take the index down: keep
+            # serving what we have and try again at the next interval.
+            log.exception("could not re-read the store at %s; serving the previous state",
+                          self.store.root)
