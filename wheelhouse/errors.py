@@ -70,6 +70,12 @@ class BuildError(WheelhouseError):
     exit_code = 6
 
 
+class EngineError(WheelhouseError):
+    """The container engine or emulation is missing, not running, or cannot run the image."""
+
+    exit_code = 8
+
+
 class ServeError(WheelhouseError):
     """The server cannot start (port in use, bad address)."""
 

@@ -31,6 +31,7 @@ from wheelhouse import __version__
 from wheelhouse.build import Builder, BuildFailed
 from wheelhouse.config import Settings
 from wheelhouse.errors import (
+    EngineError,
     InvalidDistribution,
     PublishConflict,
     UpstreamError,
@@ -403,12 +404,13 @@ class Pipeline:
         finally:
             staged.unlink(missing_ok=True)
         word = "fetched" if published.status is PublishStatus.PUBLISHED else "present"
-        self.report(f"  {word:<8} {cand.filename}")
+        if word == "fetched":  # an identical file another target fetched first says nothing
+            self.report(f"  {word:<8} {cand.filename}")
         return Outcome(step=step, status=word, filename=cand.filename,
                        dependencies=self._deps_of_stored(cand.filename))
 
     def _build(self, step: Step) -> Outcome:
-        cand, pin, target = step.candidate, step.pin, step.target
+        cand, target = step.candidate, step.target
         assert cand is not None
         builder = self.builders(target)
         if builder is None:
@@ -416,6 +418,17 @@ class Pipeline:
                    "target is available on this machine")
             self.report(f"  failed   {step.label} for {target}: {msg}")
             return Outcome(step=step, status="failed", message=msg)
+        try:
+            return self._build_with(step, builder)
+        except EngineError as e:
+            # The machine's fault, not the sdist's: reported, never recorded as a failure.
+            msg = f"{e.message} (hint: {e.hint})" if e.hint else e.message
+            self.report(f"  failed   {step.label} for {target}: {msg}")
+            return Outcome(step=step, status="failed", message=msg)
+
+    def _build_with(self, step: Step, builder: Builder) -> Outcome:
+        cand, pin, target = step.candidate, step.pin, step.target
+        assert cand is not None
         with tempfile.TemporaryDirectory(dir=self.store.tmp_dir(), prefix="build-") as tmp:
             work = Path(tmp)
             sdist = work / cand.filename

@@ -28,7 +28,7 @@ from typing import IO, Literal
 from wheelhouse.build import BuildFailed, BuiltWheel
 from wheelhouse.build.runner import Completed, LocalRunner
 from wheelhouse.config import PackageSettings
-from wheelhouse.errors import WheelhouseError
+from wheelhouse.errors import EngineError
 from wheelhouse.repair import RepairFailed, is_pure, parse_show, run_repair, show_command
 from wheelhouse.targets import Target
 
@@ -36,12 +36,6 @@ from wheelhouse.targets import Target
 CONTAINER_CA = "/etc/wheelhouse/ca-bundle.crt"
 #: proxy variables passed through to containers when set on the host.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
-
-
-class EngineError(WheelhouseError):
-    """The container engine is missing, not running, or cannot run the image."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,6 +223,7 @@ class ContainerBuilder:
         if image is None:
             return "container:none"
         if image not in self._ids:
+            check_engine(self.options.engine)
             self._ids[image] = image_exists(self.options.engine, image)
         return f"{self.options.engine}:{image}@{self._ids[image]}:{target.python_tag}"
 
@@ -249,6 +244,7 @@ class ContainerBuilder:
             check_engine(self.options.engine)
             check_emulation(target.arch)
             image_exists(self.options.engine, image)
+            _prune_stopped(self.options.engine)
             container = Container(image=image, options=self.options,
                                   label=target.identifier.replace("_", "-"))
             try:
@@ -380,6 +376,15 @@ class ContainerBuilder:
         out = work_dir / "repaired"
         container.copy_out(f"{job}/repaired", out)
         return sorted(out.glob("*.whl"))
+
+
+def _prune_stopped(engine: str) -> None:
+    """Remove stopped builder containers left by a wheelhouse process that was killed.
+
+    Only stopped ones: running builder containers may belong to a concurrent run.
+    """
+    subprocess.run([engine, "container", "prune", "--force", "--filter",
+                    "label=org.wheelhouse.builder=1"], capture_output=True, check=False)
 
 
 def _install_script(packages: Sequence[str]) -> str:
