@@ -78,13 +78,14 @@ class Server:
         return self.log.read_text()
 
 
-def start_server(store: Path, log: Path) -> Server:
+def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None = None
+                 ) -> Server:
     port = free_port()
     logf = log.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wheelhouse", "serve", "--store", str(store),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=logf, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+         "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=logf, stderr=subprocess.STDOUT, text=True, env=env or clean_env(),
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -119,6 +120,42 @@ def server_factory(tmp_path: Path) -> Iterator[object]:
     yield start
     for s in started:
         stop_server(s)
+
+
+def engine_ready() -> str | None:
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return "no docker client or engine (run .ci/engine)"
+    return None if done.returncode == 0 else "the Docker engine is not running (run .ci/engine)"
+
+
+def emulation_ready() -> str | None:
+    path = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    ok = path.exists() and path.read_text().startswith("enabled")
+    return None if ok else "qemu-aarch64 is not registered with binfmt_misc (run .ci/engine)"
+
+
+@pytest.fixture(scope="session")
+def images_config() -> Path:
+    """The config mapping cp311 targets to local stand-in images (builders/bootstrap)."""
+    reason = engine_ready()
+    if reason:
+        pytest.skip(reason)
+    bootstrap = Path(__file__).resolve().parent.parent / "builders" / "bootstrap"
+    done = subprocess.run([str(bootstrap)], capture_output=True, text=True, timeout=3600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = Path(done.stdout.strip().splitlines()[-1])
+    assert config.is_file(), done.stdout[-2000:]
+    return config
+
+
+def consumer_images(config: Path) -> dict[str, str]:
+    import tomllib
+
+    data = tomllib.loads(config.read_text())
+    return dict(data["tool"]["wheelhouse"]["consumer-images"])
 
 
 def make_venv(path: Path) -> Path:

@@ -11,11 +11,18 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tests.conftest import clean_env, start_server, stop_server, wheelhouse
+from tests.conftest import (
+    clean_env,
+    consumer_images,
+    emulation_ready,
+    engine_ready,
+    start_server,
+    stop_server,
+    wheelhouse,
+)
 
 pytestmark = [pytest.mark.container, pytest.mark.network, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
     "cp311-manylinux_x86_64": "manylinux_2_",
     "cp311-musllinux_x86_64": "musllinux_1_2_",
@@ -26,41 +33,6 @@ EMULATED = {"cp311-manylinux_aarch64", "cp311-musllinux_aarch64"}
 CHECK = ("import whdemo_ext, netifaces;"
          "assert whdemo_ext.fnv1a(b'wheelhouse') == whdemo_ext.fnv1a_py(b'wheelhouse');"
          "assert netifaces.interfaces(); print('ok', whdemo_ext.fnv1a(b'wheelhouse'))")
-
-
-def engine_ready() -> str | None:
-    try:
-        done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return "no docker client or engine (run .ci/engine)"
-    return None if done.returncode == 0 else "the Docker engine is not running (run .ci/engine)"
-
-
-def emulation_ready() -> str | None:
-    path = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-    ok = path.exists() and path.read_text().startswith("enabled")
-    return None if ok else "qemu-aarch64 is not registered with binfmt_misc (run .ci/engine)"
-
-
-@pytest.fixture(scope="session")
-def images_config() -> Path:
-    """The config mapping cp311 targets to local stand-in images (builders/bootstrap)."""
-    reason = engine_ready()
-    if reason:
-        pytest.skip(reason)
-    done = subprocess.run([str(ROOT / "builders" / "bootstrap")], capture_output=True,
-                          text=True, timeout=3600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    config = Path(done.stdout.strip().splitlines()[-1])
-    assert config.is_file(), done.stdout[-2000:]
-    return config
-
-
-def consumer_images(config: Path) -> dict[str, str]:
-    import tomllib
-
-    data = tomllib.loads(config.read_text())
-    return dict(data["tool"]["wheelhouse"]["consumer-images"])
 
 
 @pytest.fixture(scope="module")
