@@ -180,3 +180,24 @@ def test_e_concurrent_builds_share_one_store(sdists: Path, tmp_path: Path) -> No
             assert hashlib.sha256(body).hexdigest() == entry["hashes"]["sha256"] == f["sha256"]
     finally:
         stop_server(server)
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(sdists: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    reqs = write_requirements(tmp_path / "requirements.txt", sdists)
+    res = wheelhouse("build", str(reqs), "--store", str(store), "--dry-run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not store.exists(), "a dry run must not even create the store"
+    out = res.stdout
+    assert "fetch    requests==2.32.3" in out and "requests-2.32.3-py3-none-any.whl" in out
+    assert "build    netifaces==0.11.0" in out and "build    whdemo-ext==1.0.0" in out
+    assert "fetch    urllib3==" in out, "the plan covers the transitive closure"
+    assert "Dry run: nothing was changed." in out
+
+
+def test_targets_lists_the_host_and_foreign_platforms() -> None:
+    res = wheelhouse("targets")
+    assert res.returncode == 0
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("* cp311-manylinux_2_") and lines[0].endswith("native")
+    assert any("cp311-musllinux_aarch64" in ln and "emulation" in ln for ln in lines)
