@@ -1,9 +1,21 @@
-"""The index server: a Flask app over a read-only store (``create_app``) and the built-in way to
-run it (``serve``). Modules: ``state`` (rendered snapshots of the catalogue), ``hot`` (answers
-for the hot pages, also as a WSGI layer in front of Flask), ``app`` (routes), ``serving``.
+"""The index server: a Flask app over a store (``create_app``) and the built-in way to run it
+(``serve``). Modules: ``state`` (rendered snapshots of the catalogue), ``hot`` (answers for the
+hot pages, also as a WSGI layer in front of Flask), ``app`` (routes), ``serving``, ``auth``
+(tokens), ``upload`` (the legacy upload API), ``fallthrough`` (upstream pages for names the
+store does not host), ``reply`` (answers as data).
 """
 
 from wheelhouse.server.app import create_app
+from wheelhouse.server.auth import token_from_file
 from wheelhouse.server.serving import IndexServer, bind_socket, make_server, serve
+from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
 
-__all__ = ["IndexServer", "bind_socket", "create_app", "make_server", "serve"]
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "IndexServer",
+    "bind_socket",
+    "create_app",
+    "make_server",
+    "serve",
+    "token_from_file",
+]

@@ -1,9 +1,11 @@
-"""The Flask application: routes for the simple index, file downloads, the flat find-links page
-and a health check, over a read-only store.
+"""The Flask application: routes for the simple index, file downloads, the flat find-links page,
+a health check and, when an upload token is configured, the legacy upload API.
 
 The simple pages and ``.metadata`` files are normally answered by ``HotPath`` before Flask sees
 the request; the views below give the same answers (they call the same functions) for whoever
-runs the app without that layer, and Flask adds 405s for other methods.
+runs the app without that layer, and Flask adds 405s for other methods. Reads can be made to
+need a token (``read_token``); the upstream fall-through (``upstream_url``) is off by default
+and its policy is explained in ``wheelhouse.server.fallthrough``.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from typing import IO
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from werkzeug.wsgi import wrap_file
 
+from wheelhouse.errors import UsageError
+from wheelhouse.server.auth import Access, check_token
+from wheelhouse.server.fallthrough import UpstreamPages
 from wheelhouse.server.hot import (
     IMMUTABLE,
+    READ_CHECKED,
     HotPath,
     PageOptions,
-    Reply,
     answer_metadata,
     answer_simple,
     not_modified,
 )
+from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState, upload_http_date
+from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES, UploadOptions, handle_upload
 from wheelhouse.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,9 @@ class ServerContext:
     store: Store
     state: IndexState
     pages: PageOptions
+    access: Access
+    uploads: UploadOptions
+    fallback: UpstreamPages | None
 
 
 def _ctx() -> ServerContext:
@@ -61,11 +71,19 @@ def _response(reply: Reply) -> Response:
     return resp
 
 
+@bp.before_request
+def _check_read_access() -> Response | None:
+    if request.environ.get(READ_CHECKED) or request.endpoint == "index.upload":
+        return None
+    denied = _ctx().access.read_denied(request.environ)
+    return _response(denied) if denied is not None else None
+
+
 @bp.get("/simple/", strict_slashes=False)
 @bp.get("/simple/<path:project>")
 def simple(project: str | None = None) -> Response:
     ctx = _ctx()
-    reply = answer_simple(ctx.state.current(), request.environ, ctx.pages)
+    reply = answer_simple(ctx.state.current(), request.environ, ctx.pages, ctx.fallback)
     if reply is None:  # pragma: no cover - the routes only match /simple paths
         abort(404)
     return _response(reply)
@@ -128,15 +146,30 @@ def links() -> Response:
     return Response(page.body, mimetype="text/html", headers=headers)
 
 
+# Both spellings, never a redirect: twine aborts on any 3xx, and users copy either form.
+@bp.post("/legacy/", strict_slashes=False)
+def upload() -> Response:
+    ctx = _ctx()
+    reply = handle_upload(
+        request.environ, store=ctx.store, access=ctx.access, options=ctx.uploads,
+        on_published=ctx.state.refresh,
+    )
+    return _response(reply)
+
+
 @bp.get("/health")
 def health() -> Response:
-    snapshot = _ctx().state.current()
+    ctx = _ctx()
+    snapshot = ctx.state.current()
     resp = jsonify(
         {
             "status": "ok",
             "generation": snapshot.generation,
             "projects": len(snapshot.projects),
             "files": len(snapshot.files),
+            "uploads": ctx.access.uploads_enabled,
+            # Whether, not where: /health is open even when reading needs a token.
+            "fall_through": ctx.fallback is not None,
         }
     )
     resp.headers["Cache-Control"] = "no-store"
@@ -149,20 +182,53 @@ def create_app(
     page_max_age: int = 0,
     refresh_interval: float = 0.5,
     hot_path: bool = True,
+    upload_token: str | None = None,
+    read_token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upstream_url: str | None = None,
+    upstream_ttl: float = 600.0,
 ) -> Flask:
-    """A Flask app serving the store at ``store_root`` read-only.
+    """A Flask app serving the store at ``store_root``.
 
     ``page_max_age``: seconds clients may reuse a simple page without asking (0 means always
     revalidate, which a 304 makes cheap). ``refresh_interval``: how often, at most, the store's
     generation is checked. ``hot_path``: answer the hot pages before Flask routing (off only to
-    test that both ways answer alike). Raises StoreError if there is no store there.
+    test that both ways answer alike).
+
+    ``upload_token``: accept uploads at ``/legacy/`` from clients that present it (HTTP Basic,
+    user ``__token__``); None answers uploads 403. With a token the store is opened for writing
+    and created if missing. ``read_token``: every read except ``/health`` needs it (or the
+    upload token). ``max_upload_bytes``: the largest distribution file accepted.
+    ``upstream_url``: the simple index that names the store does not host fall through to
+    (None: off), with pages kept ``upstream_ttl`` seconds.
+
+    Raises StoreError if there is no store there (and no upload token), UsageError for an
+    unusable token or upstream URL.
     """
-    store = Store(Path(store_root), readonly=True)
+    access = Access(
+        upload_token=check_token(upload_token, what="upload"),
+        read_token=check_token(read_token, what="read"),
+    )
+    if max_upload_bytes < 1:
+        raise UsageError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
+    fallback = UpstreamPages(upstream_url, ttl=upstream_ttl) if upstream_url else None
+    store = Store(Path(store_root), readonly=not access.uploads_enabled)
     state = IndexState(store, refresh_interval=refresh_interval)
-    pages = PageOptions(cache_control=f"max-age={max(page_max_age, 0)}, must-revalidate")
+    # Behind a read token, pages are for their reader only. "must-revalidate" alone would let
+    # a shared cache keep an answer to an authenticated request (RFC 9111 §3.5); "private"
+    # does not. Files need no change: their Cache-Control has no such permission.
+    privacy = "private, " if access.read_protected else ""
+    pages = PageOptions(
+        cache_control=f"{privacy}max-age={max(page_max_age, 0)}, must-revalidate"
+    )
     app = Flask("wheelhouse.server")
-    app.extensions["wheelhouse"] = ServerContext(store=store, state=state, pages=pages)
+    app.extensions["wheelhouse"] = ServerContext(
+        store=store, state=state, pages=pages, access=access,
+        uploads=UploadOptions(max_upload_bytes=max_upload_bytes), fallback=fallback,
+    )
     app.register_blueprint(bp)
     if hot_path:
-        app.wsgi_app = HotPath(app.wsgi_app, state, pages)  # type: ignore[method-assign]
+        app.wsgi_app = HotPath(  # type: ignore[method-assign]
+            app.wsgi_app, state, pages, access=access, fallback=fallback
+        )
     return app

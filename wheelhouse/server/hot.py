@@ -4,7 +4,8 @@
 The same functions back the Flask views and the WSGI layer (``HotPath``) that answers these
 paths before Flask's routing; Flask's per-request machinery, not Python, limits throughput on
 small cached pages, so skipping it for them is what lets the index approach a static server.
-Everything else falls through to Flask.
+Everything else falls through to Flask. Names the store does not host go to the optional
+``Fallback`` (the upstream fall-through), never the other way round.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, quote
 
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse import index
+from wheelhouse.errors import UpstreamError
 from wheelhouse.index import MediaType
+from wheelhouse.server.auth import Access
+from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.server.state import IndexState, Resource, Snapshot, upload_http_date
 from wheelhouse.store import Kind, Store
 
@@ -28,33 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Headers = tuple[tuple[str, str], ...]
-
 #: Files and their metadata never change once published (see the store), so clients and
 #: proxies may keep them for as long as they like; this is the value uv documents.
 IMMUTABLE = "max-age=365000000, immutable"
 
-
-@dataclass(frozen=True, kw_only=True)
-class Reply:
-    """A complete HTTP answer. ``body`` is the GET body; a HEAD answer drops it."""
-
-    status: str
-    headers: Headers
-    body: bytes = b""
-
-
-def _text(status: str, message: str, *extra: tuple[str, str]) -> Reply:
-    body = (message + "\n").encode("utf-8")
-    return Reply(
-        status=status,
-        headers=(
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *extra,
-        ),
-        body=body,
-    )
+#: Set in the WSGI environ once the read access check passed, so Flask does not repeat it.
+READ_CHECKED = "wheelhouse.read_checked"
 
 
 # -- conditional requests ---------------------------------------------------------------------
@@ -113,7 +96,7 @@ def _page_reply(
     fmt = parse_qs(query.replace("+", "%2B")).get("format", [None])[-1] if query else None
     media = index.negotiate(environ.get("HTTP_ACCEPT"), fmt)
     if media is None:
-        return _text(
+        return text_reply(
             "406 Not Acceptable",
             "none of the requested media types is served here; acceptable: "
             + ", ".join(index.available_types()),
@@ -146,13 +129,13 @@ def _redirect(environ: WSGIEnvironment, path: str) -> Reply:
     script = quote(environ.get("SCRIPT_NAME", "").encode("latin-1"), safe="/")
     query = environ.get("QUERY_STRING", "")
     location = script + path + (f"?{query}" if query else "")
-    return _text("301 Moved Permanently", f"moved to {location}", ("Location", location))
+    return text_reply("301 Moved Permanently", f"moved to {location}", ("Location", location))
 
 
 def _not_found(what: str) -> Reply:
     # uv's first-index strategy moves on to the next index only on 404, so "unknown" is always
     # 404, never an empty 200 or a 401/403. Short caching: the project may be published soon.
-    return _text("404 Not Found", what, ("Cache-Control", "max-age=0, must-revalidate"))
+    return text_reply("404 Not Found", what, ("Cache-Control", "max-age=0, must-revalidate"))
 
 
 def _wsgi_path(environ: WSGIEnvironment) -> str | None:
@@ -164,10 +147,26 @@ def _wsgi_path(environ: WSGIEnvironment) -> str | None:
     return path
 
 
+class Fallback(Protocol):
+    """Pages for projects the store does not host (the upstream fall-through)."""
+
+    def resource(self, project: NormalizedName) -> Resource | None:
+        """The page of ``project``, or None if it is unknown there too. Raises UpstreamError
+        when that cannot be told (upstream down and nothing cached)."""
+        ...
+
+
 def answer_simple(
-    snapshot: Snapshot, environ: WSGIEnvironment, options: PageOptions
+    snapshot: Snapshot,
+    environ: WSGIEnvironment,
+    options: PageOptions,
+    fallback: Fallback | None = None,
 ) -> Reply | None:
-    """The answer for a GET of ``/simple`` or anything below it; None for other paths."""
+    """The answer for a GET of ``/simple`` or anything below it; None for other paths.
+
+    A project the store hosts is answered from the store alone; ``fallback`` is asked only
+    about names the store does not host (see ``wheelhouse.server.fallthrough`` for why).
+    """
     path = _wsgi_path(environ)
     if path is None:
         return None
@@ -186,11 +185,23 @@ def answer_simple(
     normalized = NormalizedName(name) if entry is not None else canonicalize_name(name)
     if entry is None:
         entry = snapshot.projects.get(normalized)
-    if entry is None:
+    if entry is not None:
+        resource = entry.resource
+    elif fallback is None:
         return _not_found(f"no project named {name!r} in this index")
+    else:
+        try:
+            found = fallback.resource(normalized)
+        except UpstreamError as e:
+            # Not 404: that would send uv on to the next index as if the name were free, and
+            # not cached, so the next request tries again.
+            return text_reply("502 Bad Gateway", f"{e}", ("Cache-Control", "no-store"))
+        if found is None:
+            return _not_found(f"no project named {name!r} in this index or upstream")
+        resource = found
     if name != normalized or not slash:
         return _redirect(environ, f"/simple/{normalized}/")
-    return _page_reply(environ, entry.resource, options)
+    return _page_reply(environ, resource, options)
 
 
 # -- core metadata (PEP 658) ------------------------------------------------------------------
@@ -218,7 +229,7 @@ def answer_metadata(
     except OSError as e:
         # The catalogue advertises it, so a missing file is the server's fault, not a 404.
         log.error("metadata of %s is listed but unreadable: %s", f.relpath, e)
-        return _text("500 Internal Server Error", f"cannot read the metadata of {filename}")
+        return text_reply("500 Internal Server Error", f"cannot read the metadata of {filename}")
     return Reply(
         status="200 OK",
         headers=(
@@ -247,24 +258,36 @@ def split_metadata_path(path: str) -> tuple[str, str] | None:
 
 
 class HotPath:
-    """WSGI middleware answering GET/HEAD of the hot resources; the rest goes to ``app``."""
+    """WSGI middleware answering GET/HEAD of the hot resources; the rest goes to ``app``.
+
+    It also refuses unauthenticated reads when the index needs a read token, for everything
+    it passes on as well (Flask checks again only what did not come through here).
+    """
 
     def __init__(
         self,
         app: WSGIApplication,
         state: IndexState,
         options: PageOptions,
+        *,
+        access: Access | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self.app = app
         self.state = state
         self.options = options
+        self.access = access or Access()
+        self.fallback = fallback
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
-            reply = self._answer(environ)
+            reply = self.access.read_denied(environ)
+            if reply is None:
+                environ[READ_CHECKED] = True
+                reply = self._answer(environ)
             if reply is not None:
                 start_response(reply.status, list(reply.headers))
                 return [] if method == "HEAD" else [reply.body]
@@ -273,7 +296,7 @@ class HotPath:
     def _answer(self, environ: WSGIEnvironment) -> Reply | None:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/simple"):
-            return answer_simple(self.state.current(), environ, self.options)
+            return answer_simple(self.state.current(), environ, self.options, self.fallback)
         if path.endswith(".metadata"):
             text = _wsgi_path(environ)
             parts = split_metadata_path(text) if text is not None else None
@@ -282,4 +305,3 @@ class HotPath:
                     self.state.current(), self.state.store, parts[0], parts[1], environ
                 )
         return None
-

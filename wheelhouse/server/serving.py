@@ -20,6 +20,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from wheelhouse.errors import ServeError
 from wheelhouse.server.app import create_app
+from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -32,6 +33,9 @@ _BACKLOG = 512
 class _Handler(WSGIRequestHandler):
     # Declared so werkzeug does not set it on the shared base class for us.
     protocol_version = "HTTP/1.1"
+    #: Seconds a socket read or write may stall. Without it a client that stops sending in
+    #: the middle of an upload (or never sends its request) holds a pool thread forever.
+    timeout = 120
 
 
 class _QuietHandler(_Handler):
@@ -161,6 +165,11 @@ class IndexServer:
     def url(self) -> str:
         return _url(self.host, self.port)
 
+    @property
+    def upload_url(self) -> str:
+        """Where twine and uv publish (answered only with an upload token configured)."""
+        return self.url.removesuffix("simple/") + "legacy/"
+
     def serve_forever(self) -> None:
         """Serve until ``shutdown`` or Ctrl-C (which werkzeug turns into a clean return)."""
         self._server.serve_forever()
@@ -177,14 +186,22 @@ def make_server(
     threads: int = 32,
     access_log: bool = True,
     page_max_age: int = 0,
+    upload_token: str | None = None,
+    read_token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upstream_url: str | None = None,
 ) -> IndexServer:
     """Bind, then load the store. The socket comes first so that a busy port fails at once,
-    before a large catalogue is rendered. Raises ServeError or StoreError."""
+    before a large catalogue is rendered. The options after ``page_max_age`` are
+    ``create_app``'s. Raises ServeError, StoreError or UsageError."""
     if threads < 1:
         raise ServeError(f"threads must be at least 1, not {threads}")
     sock = bind_socket(host, port)
     try:
-        app = create_app(store_root, page_max_age=page_max_age)
+        app = create_app(
+            store_root, page_max_age=page_max_age, upload_token=upload_token,
+            read_token=read_token, max_upload_bytes=max_upload_bytes, upstream_url=upstream_url,
+        )
         return IndexServer(app, sock, threads=threads, access_log=access_log)
     except BaseException:
         sock.close()
@@ -199,15 +216,25 @@ def serve(
     threads: int = 32,
     access_log: bool = True,
     page_max_age: int = 0,
+    upload_token: str | None = None,
+    read_token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upstream_url: str | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the store until interrupted. Calls ``on_ready`` with one line saying where,
-    e.g. ``Serving /srv/store at http://127.0.0.1:8000/simple/`` (logged if no callback)."""
+    e.g. ``Serving /srv/store at http://127.0.0.1:8000/simple/`` (logged if no callback).
+    ``upload_token``, ``read_token``, ``max_upload_bytes`` and ``upstream_url`` are as for
+    ``create_app``; with an upload token the line also names the upload URL."""
     server = make_server(
         store_root, host, port,
         threads=threads, access_log=access_log, page_max_age=page_max_age,
+        upload_token=upload_token, read_token=read_token, max_upload_bytes=max_upload_bytes,
+        upstream_url=upstream_url,
     )
     line = f"Serving {store_root} at {_url(host, server.port)}"
+    if upload_token is not None:
+        line += f", uploads at {server.upload_url}"
     if on_ready is not None:
         on_ready(line)
     else:

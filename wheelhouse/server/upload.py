@@ -1,0 +1,526 @@
+"""The legacy upload API that ``twine upload`` and ``uv publish`` speak: a multipart POST with
+``:action=file_upload``, the metadata fields and the file as ``content``.
+
+The file is streamed into the store's staging area while it is hashed, never held in memory,
+and handed to ``Store.publish``, which validates it and makes it visible atomically. Every bad
+input gets a 4xx with a message (in the reason phrase too, which is what twine shows) and
+leaves nothing behind; a filename already published with other bytes gets 409 "File already
+exists", which ``twine upload --skip-existing`` understands; the same bytes again get 200, so
+retries (twine retries a 5xx five times) are harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sqlite3
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.parser import BytesParser
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
+from werkzeug.wsgi import get_input_stream
+
+from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
+from wheelhouse.server.auth import Access
+from wheelhouse.server.reply import Reply, text_reply
+from wheelhouse.store import Origin, PublishStatus, Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: The largest distribution file accepted by default. PyPI's default is 100 MiB; private
+#: indexes hold CUDA-sized wheels, so the default is generous and the option lowers it.
+DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
+
+#: The form fields (metadata, often with the README as ``description``) are kept in memory;
+#: this bounds them separately from the file, which goes to disk.
+_MAX_FIELD_BYTES = 16 << 20
+#: Each classifier and requirement is its own part; a few thousand is far beyond real ones.
+_MAX_PARTS = 5000
+#: METADATA is read into memory to validate and serve it (PEP 658); real ones are kilobytes.
+_MAX_METADATA_BYTES = 16 << 20
+_BLOCK = 1 << 20
+
+#: Architectures the manylinux and musllinux specs define images for (PEP 599/600/656 and
+#: pypa/manylinux); a tag naming another one cannot have been produced by auditwheel.
+_LINUX_ARCHES = frozenset({
+    "x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x", "riscv64",
+    "loongarch64",
+})
+_LEGACY_MANYLINUX = re.compile(r"manylinux(?:1|2010|2014)_(?P<arch>.+)")
+_MANYLINUX = re.compile(r"manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)")
+_MUSLLINUX = re.compile(r"musllinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)")
+#: Versions beyond these do not exist (glibc is at 2.4x, musl at 1.2) and will not for years;
+#: a tag above them is a typo or a forgery that would make installers prefer the file.
+_NEWEST_GLIBC = (2, 50)
+_NEWEST_MUSL = (1, 9)
+_OLDEST_GLIBC = (2, 5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadOptions:
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+
+class _Rejected(Exception):
+    """An upload refused with this reply; raised anywhere below ``handle_upload``."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def _reason(message: str) -> str:
+    # The reason phrase is what twine prints on failure, so it carries the message, made safe
+    # for a status line: printable ASCII, one line, short.
+    text = "".join(c if " " <= c <= "~" else "?" for c in message.splitlines()[0])
+    return text if len(text) <= 180 else text[:177] + "..."
+
+
+def _refuse(code: int, message: str, *, reason: str | None = None) -> _Rejected:
+    return _Rejected(text_reply(f"{code} {reason or _reason(message)}", message,
+                                ("Cache-Control", "no-store")))
+
+
+def _bad(message: str) -> _Rejected:
+    return _refuse(400, message)
+
+
+def _too_large(message: str) -> _Rejected:
+    return _refuse(413, message, reason="Request Entity Too Large")
+
+
+# -- reading the request -----------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Staged:
+    """The file part as it arrives; ``path`` is set once the part starts."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Form:
+    fields: Mapping[str, list[str]]
+    filename: str
+    path: Path
+    size: int
+    sha256: str
+    blake2_256: str
+
+
+def _boundary(environ: WSGIEnvironment) -> bytes:
+    mimetype, params = parse_options_header(environ.get("CONTENT_TYPE", ""))
+    boundary = params.get("boundary", "")
+    if mimetype != "multipart/form-data" or not boundary:
+        raise _bad("an upload must be multipart/form-data with a boundary")
+    try:
+        return boundary.encode("ascii")
+    except UnicodeEncodeError:
+        raise _bad("the multipart boundary is not ASCII") from None
+
+
+def _body(environ: WSGIEnvironment, limit: int) -> IO[bytes]:
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise _bad("Content-Length is not a number") from None
+        if declared > limit:
+            # Refused before reading a byte; the server discards what the client still sends.
+            raise _too_large(
+                f"the upload is {declared} bytes, more than this index accepts ({limit} bytes "
+                "including the form fields)"
+            )
+    elif not environ.get("wsgi.input_terminated"):
+        raise _refuse(411, "an upload needs a Content-Length (or chunked transfer encoding)",
+                      reason="Length Required")
+    return get_input_stream(environ, safe_fallback=False, max_content_length=limit)
+
+
+class _FormReader:
+    """Takes the decoder's events: text fields into memory (bounded), the ``content`` part
+    into a staging file, hashed on the way."""
+
+    def __init__(self, store: Store, options: UploadOptions, staged: _Staged) -> None:
+        self.store = store
+        self.limit = options.max_upload_bytes
+        self.staged = staged
+        self.fields: dict[str, list[str]] = {}
+        self.filename: str | None = None
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.blake2 = hashlib.blake2b(digest_size=32)
+        self._field_bytes = 0
+        self._part: Field | File | None = None
+        self._chunks: list[bytes] = []
+        self._out: IO[bytes] | None = None
+
+    def take(self, event: Field | File | Data) -> None:
+        if isinstance(event, File) and event.name == "content":
+            if self.staged.path is not None:
+                raise _bad("the upload has more than one 'content' part")
+            self.filename = event.filename
+            self._part = event
+            self.staged.path = self.store.staging_file(suffix=".upload")
+            self._out = self.staged.path.open("wb")
+        elif isinstance(event, Field | File):
+            self._part, self._chunks = event, []
+        elif self._part is None:
+            return
+        elif self._out is not None:
+            self._file_data(event, self._out)
+        else:
+            self._field_data(event, self._part)
+
+    def _file_data(self, event: Data, out: IO[bytes]) -> None:
+        self.size += len(event.data)
+        if self.size > self.limit:
+            raise _too_large(f"the file is larger than this index accepts ({self.limit} bytes)")
+        self.sha256.update(event.data)
+        self.blake2.update(event.data)
+        out.write(event.data)
+        if not event.more_data:
+            out.close()
+            self._out = self._part = None
+
+    def _field_data(self, event: Data, part: Field | File) -> None:
+        self._field_bytes += len(event.data)
+        if self._field_bytes > _MAX_FIELD_BYTES:
+            raise _too_large(f"the form fields are larger than {_MAX_FIELD_BYTES} bytes")
+        self._chunks.append(event.data)
+        if not event.more_data:
+            # Other file parts (a GPG signature) are read and dropped.
+            if isinstance(part, Field):
+                self.fields.setdefault(part.name, []).append(_text(part.name, self._chunks))
+            self._part, self._chunks = None, []
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+
+    def form(self) -> _Form:
+        if self.staged.path is None or self.filename is None:
+            raise _bad("the upload has no file: send it as the multipart part named 'content'")
+        if self._part is not None:
+            raise _bad("the multipart body is cut off inside a part")
+        return _Form(fields=self.fields, filename=self.filename, path=self.staged.path,
+                     size=self.size, sha256=self.sha256.hexdigest(),
+                     blake2_256=self.blake2.hexdigest())
+
+
+def _read_form(
+    environ: WSGIEnvironment, store: Store, options: UploadOptions, staged: _Staged
+) -> _Form:
+    """Parse the multipart body as it arrives, streaming the file into staging."""
+    boundary = _boundary(environ)
+    stream = _body(environ, options.max_upload_bytes + _MAX_FIELD_BYTES)
+    decoder = MultipartDecoder(boundary, max_parts=_MAX_PARTS)
+    reader = _FormReader(store, options, staged)
+    try:
+        while True:
+            try:
+                block = stream.read(_BLOCK)
+            except ClientDisconnected:
+                raise _bad("the upload ended before its Content-Length: it was cut off") from None
+            except RequestEntityTooLarge:
+                raise _too_large(
+                    f"the upload is larger than this index accepts "
+                    f"({options.max_upload_bytes} bytes for the file)"
+                ) from None
+            except OSError as e:  # a socket timeout, or bad chunked framing
+                raise _bad(f"the upload could not be read: {e}") from None
+            # An empty block is the end of the body; the decoder then raises unless the
+            # closing boundary came, so a cut body never passes for a complete one.
+            decoder.receive_data(block or None)
+            while True:
+                try:
+                    event = decoder.next_event()
+                except (ValueError, RequestEntityTooLarge) as e:
+                    what = "cut off" if not block else "malformed"
+                    raise _bad(f"the multipart body is {what}: {e}") from None
+                if isinstance(event, Epilogue):
+                    return reader.form()
+                if isinstance(event, NeedData):
+                    break
+                if isinstance(event, Field | File | Data):
+                    reader.take(event)
+            if not block:  # pragma: no cover - the decoder raised above
+                raise _bad("the multipart body is cut off")
+    finally:
+        reader.close()
+
+
+def _text(name: str, chunks: list[bytes]) -> str:
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad(f"the form field {name!r} is not UTF-8 text") from None
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _one(fields: Mapping[str, list[str]], name: str) -> str | None:
+    values = fields.get(name)
+    if not values:
+        return None
+    if len(values) > 1 and len(set(values)) > 1:
+        raise _bad(f"the form field {name!r} is given more than once with different values")
+    return values[0]
+
+
+def _plain_filename(name: str) -> str:
+    if (
+        not name
+        or len(name) > 255
+        or "/" in name
+        or "\\" in name
+        or ".." in name
+        or name.startswith(".")
+        or any(ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        raise _bad(f"{name!r} is not a plain distribution filename")
+    return name
+
+
+def platform_problem(tag: Tag) -> str | None:
+    """Why an index should refuse a wheel with this tag, or None. Data, not installers' rules:
+    PEP 600/656 and the index recommendations in the platform-tags spec."""
+    plat = tag.platform
+    if plat.startswith("linux_"):
+        return (f"the platform tag {plat} promises nothing about the system libraries; repair "
+                "the wheel with auditwheel to get a manylinux or musllinux tag")
+    legacy = _LEGACY_MANYLINUX.fullmatch(plat)
+    if legacy:
+        arch = legacy["arch"]
+    else:
+        match = _MANYLINUX.fullmatch(plat) or _MUSLLINUX.fullmatch(plat)
+        if match is None:
+            return None
+        version = (int(match["major"]), int(match["minor"]))
+        arch = match["arch"]
+        if plat.startswith("manylinux"):
+            if not _OLDEST_GLIBC <= version <= _NEWEST_GLIBC:
+                return (f"the platform tag {plat} names glibc {version[0]}.{version[1]}, "
+                        "which does not exist")
+        elif not (1, 0) <= version <= _NEWEST_MUSL:
+            return f"the platform tag {plat} names musl {version[0]}.{version[1]}, which does " \
+                   "not exist"
+    if arch not in _LINUX_ARCHES:
+        return f"the platform tag {plat} names an unknown architecture {arch!r}"
+    return None
+
+
+def _check_wheel_name(filename: str) -> tuple[NormalizedName, Version]:
+    try:
+        project, version, _build, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as e:
+        raise _bad(f"{filename}: {e}") from None
+    for tag in sorted(tags, key=str):
+        problem = platform_problem(tag)
+        if problem is not None:
+            raise _bad(f"{filename}: {problem}")
+    return project, version
+
+
+def _check_sdist_name(filename: str) -> tuple[NormalizedName, Version]:
+    if not filename.endswith(".tar.gz"):
+        raise _bad(f"{filename}: an sdist must be a .tar.gz (PEP 625)")
+    try:
+        project, version = parse_sdist_filename(filename)
+    except InvalidSdistFilename as e:
+        raise _bad(f"{filename}: {e}") from None
+    expected = f"{project.replace('-', '_')}-{version}.tar.gz"
+    if filename != expected:
+        raise _bad(f"{filename}: the sdist name is not normalized as PEP 625 requires; "
+                   f"expected {expected}")
+    return project, version
+
+
+def _check_wheel_archive(path: Path, filename: str) -> None:
+    """What the store's own check would trip over in a hostile zip: a METADATA that inflates
+    to gigabytes in memory, or a compression method zipfile cannot read (NotImplementedError,
+    which is no InvalidDistribution). Everything else is the store's to judge."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.count("/") != 1 or not info.filename.endswith(
+                        ".dist-info/METADATA"):
+                    continue
+                if info.file_size > _MAX_METADATA_BYTES:
+                    raise _bad(f"{filename}: METADATA is {info.file_size} bytes; the limit is "
+                               f"{_MAX_METADATA_BYTES}")
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise _bad(f"{filename}: METADATA uses zip compression method "
+                               f"{info.compress_type}; wheels use stored or deflated")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+        raise _bad(f"{filename} is not a readable zip archive: {e}") from None
+
+
+def _check_sdist_contents(path: Path, filename: str, project: str, version: Version) -> None:
+    """An sdist must be a gzipped tar with ``<name>-<version>/PKG-INFO`` that agrees with its
+    filename: the store checks wheels' METADATA, but takes any bytes under an sdist name."""
+    wanted = filename[: -len(".tar.gz")] + "/PKG-INFO"
+    try:
+        with tarfile.open(path, "r:gz") as tf:
+            member = next((m for m in tf if m.name in (wanted, "./" + wanted)), None)
+            handle = tf.extractfile(member) if member is not None and member.isfile() else None
+            if handle is None:
+                raise _bad(f"{filename}: the sdist has no {wanted}")
+            pkg_info = handle.read(1 << 20)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise _bad(f"{filename} is not a readable .tar.gz: {e}") from None
+    headers = BytesParser().parsebytes(pkg_info, headersonly=True)
+    name, meta_version = headers.get("Name"), headers.get("Version")
+    if not name or canonicalize_name(name) != project:
+        raise _bad(f"{filename}: PKG-INFO names project {name!r}, the filename {project!r}")
+    try:
+        same = meta_version is not None and Version(meta_version) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise _bad(f"{filename}: PKG-INFO has version {meta_version!r}, the filename {version}")
+
+
+def _check_form(form: _Form) -> tuple[str, str | None]:
+    """Validate everything but the distribution's insides; returns (filename, requires_python
+    from the form for sdists, which have no METADATA the store reads)."""
+    fields = form.fields
+    action = _one(fields, ":action")
+    if action != "file_upload":
+        raise _bad(f"unsupported :action {action!r}: this index accepts only file_upload")
+    protocol = _one(fields, "protocol_version")
+    if protocol is not None and protocol != "1":
+        raise _bad(f"unsupported protocol_version {protocol!r}: this index speaks version 1")
+    filename = _plain_filename(form.filename)
+    if filename.endswith(".whl"):
+        kind, (project, version) = "bdist_wheel", _check_wheel_name(filename)
+    elif filename.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz")):
+        kind, (project, version) = "sdist", _check_sdist_name(filename)
+    else:
+        raise _bad(f"{filename} is neither a wheel (.whl) nor an sdist (.tar.gz)")
+    filetype = _one(fields, "filetype")
+    if filetype is not None and filetype != kind:
+        raise _bad(f"{filename}: filetype {filetype!r} does not fit the filename ({kind})")
+    name = _one(fields, "name")
+    if name is not None and canonicalize_name(name) != project:
+        raise _bad(f"{filename}: the form names project {name!r}, the filename {project!r}")
+    form_version = _one(fields, "version")
+    if form_version is not None:
+        try:
+            same_version = Version(form_version) == version
+        except InvalidVersion:
+            same_version = False
+        if not same_version:
+            raise _bad(f"{filename}: the form says version {form_version!r}, the filename "
+                       f"{version}")
+    sha256 = _one(fields, "sha256_digest")
+    blake2 = _one(fields, "blake2_256_digest")
+    if sha256 is None and blake2 is None:
+        raise _bad("the upload has no sha256_digest (or blake2_256_digest) to check it by")
+    if sha256 is not None and sha256.strip().lower() != form.sha256:
+        raise _bad(f"{filename}: sha256_digest does not match the uploaded bytes "
+                   f"(they hash to {form.sha256}); the upload was corrupted")
+    if blake2 is not None and blake2.strip().lower() != form.blake2_256:
+        raise _bad(f"{filename}: blake2_256_digest does not match the uploaded bytes; "
+                   "the upload was corrupted")
+    requires_python = _one(fields, "requires_python") or None
+    if requires_python is not None:
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier:
+            raise _bad(f"requires_python {requires_python!r} is not a valid specifier") from None
+    if kind == "sdist":
+        _check_sdist_contents(form.path, filename, project, version)
+        return filename, requires_python
+    _check_wheel_archive(form.path, filename)
+    return filename, None
+
+
+# -- the endpoint -----------------------------------------------------------------------------
+
+
+def handle_upload(
+    environ: WSGIEnvironment,
+    *,
+    store: Store,
+    access: Access,
+    options: UploadOptions,
+    on_published: Callable[[], object],
+) -> Reply:
+    """Answer one POST to the upload URL. Never raises for bad input; ``on_published`` is
+    called after a new file is committed (the server refreshes its pages with it)."""
+    denied = access.upload_denied(environ)
+    if denied is not None:
+        return denied
+    staged = _Staged()
+    try:
+        form = _read_form(environ, store, options, staged)
+        filename, requires_python = _check_form(form)
+        provenance = {
+            "upload": {
+                "user_agent": environ.get("HTTP_USER_AGENT", ""),
+                "remote_addr": environ.get("REMOTE_ADDR", ""),
+            }
+        }
+        try:
+            result = store.publish(
+                form.path, filename=filename, origin=Origin.UPLOADED, provenance=provenance,
+                expected_sha256=form.sha256, consume=True, requires_python=requires_python,
+            )
+        except PublishConflict as e:
+            # twine --skip-existing recognises 409; the phrase is PyPI's.
+            raise _refuse(409, f"File already exists: {e.message}. {e.hint or ''}".strip(),
+                          reason="File already exists") from None
+        except InvalidDistribution as e:
+            raise _bad(e.message) from None
+        except (StoreError, sqlite3.Error, OSError):
+            # Not the client's fault: 503 tells twine and uv to retry, which is safe because a
+            # repeated upload of the same bytes is a no-op.
+            log.exception("could not publish the upload of %s", filename)
+            raise _refuse(503, "the store could not take the file just now; try again",
+                          reason="Service Unavailable") from None
+    except _Rejected as r:
+        return r.reply
+    finally:
+        if staged.path is not None:
+            # publish(consume=True) moved or removed it; this covers every earlier exit.
+            staged.path.unlink(missing_ok=True)
+    if result.status is PublishStatus.IDENTICAL:
+        log.info("upload of %s: already published with the same bytes", filename)
+        return text_reply("200 OK", f"{filename} was already published with these bytes")
+    on_published()
+    log.info("published upload %s (%d bytes)", filename, form.size)
+    return text_reply("200 OK", f"published {filename}")
