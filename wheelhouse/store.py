@@ -17,6 +17,7 @@ only at the catalogue, and a generation counter tells them when to re-read it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -254,7 +255,12 @@ class Store:
             # Fail now, with the store named, rather than halfway through a build.
             with tempfile.NamedTemporaryFile(dir=self.root / "tmp"):
                 pass
-            with self._connect() as db:
+            # Processes opening a new store at once would race to switch it to WAL (which
+            # takes an exclusive lock and does not wait); one at a time, under a file lock.
+            with (self.root / "locks" / "catalogue.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                db = self._db
+                db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(
@@ -270,7 +276,7 @@ class Store:
         else:
             db = sqlite3.connect(path, timeout=60, isolation_level=None,
                                  check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            # WAL is a property of the database file, set once in _create.
             db.execute("PRAGMA synchronous=NORMAL")
         db.row_factory = sqlite3.Row
         return db
@@ -347,6 +353,9 @@ class Store:
     def staging_file(self, suffix: str = "") -> Path:
         """A fresh path in the store's staging area, on the same filesystem as ``files/``."""
         fd, name = tempfile.mkstemp(dir=self.tmp_dir(), suffix=suffix)
+        # Published files are public: servers running as another user (nginx, the index
+        # image) must read them, and exports can hard-link them. mkstemp makes them 0600.
+        os.fchmod(fd, 0o644)
         os.close(fd)
         return Path(name)
 

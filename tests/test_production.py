@@ -1,0 +1,360 @@
+"""Tests of the production server (wheelhouse.server.production): the app under granian with
+several worker processes serves pages, files and metadata, every worker follows the store, and
+start-up failures (busy port, missing store, no granian) are one clear error each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+
+from tests.conftest import clean_env, free_port
+from tests.test_export import (
+    ALPHA,
+    BETA,
+    BETA_WHEEL,
+    JSON,
+    LOCAL_WHEEL,
+    PIP_ACCEPT,
+    make_store,
+    write_wheel,
+)
+from wheelhouse.errors import ServeError, StoreError
+from wheelhouse.server import production
+from wheelhouse.server.production import serve_production
+from wheelhouse.store import Origin, Store
+
+pytest.importorskip("granian", reason="granian is not installed (pip install 'granian>=2')")
+
+# Runs serve_production as the CLI would: errors become "error:"/"hint:" lines and the exit
+# code of the error class.
+LAUNCHER = """
+import sys
+from pathlib import Path
+from wheelhouse.errors import WheelhouseError
+from wheelhouse.server.production import serve_production
+try:
+    serve_production(Path(sys.argv[1]), "127.0.0.1", int(sys.argv[2]), workers=int(sys.argv[3]),
+                     threads=2, access_log=False, upload_token=sys.argv[4] or None,
+                     on_ready=lambda line: print(line, flush=True))
+except WheelhouseError as e:
+    print(f"error: {e.message}", flush=True)
+    print(f"hint: {e.hint}", flush=True)
+    sys.exit(e.exit_code)
+"""
+
+READY = re.compile(r"Serving (.+) at (http://127\.0\.0\.1:(\d+))/simple/ \(granian, [^)]+\)")
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    base: str
+    port: int
+
+
+def launch(store: Path, port: int = 0, workers: int = 2,
+           upload_token: str = "") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(store), str(port), str(workers), upload_token],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+    )
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> Running:
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = READY.search(line)
+        if match:
+            return Running(proc=proc, base=match.group(2), port=int(match.group(3)))
+    proc.kill()
+    raise AssertionError("production server did not become ready:\n" + "".join(lines))
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the field after the parenthesised command name (which may hold spaces) is the state,
+        # then the parent pid
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def fetch(url: str, method: str = "GET", **headers: str) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive: granian sends them in lower case) and body."""
+    req = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_store(tmp_path_factory.mktemp("production") / "store")
+
+
+@pytest.fixture(scope="module")
+def server(store_root: Path) -> Iterator[Running]:
+    running = wait_ready(launch(store_root, workers=2))
+    try:
+        yield running
+    finally:
+        stop(running.proc)
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+def test_runs_the_requested_number_of_workers(server: Running) -> None:
+    assert len(children(server.proc.pid)) == 2
+
+
+def test_serves_negotiated_pages(server: Running, store_root: Path) -> None:
+    status, headers, body = fetch(f"{server.base}/simple/", Accept=PIP_ACCEPT)
+    assert status == 200 and headers["Content-Type"] == JSON
+    assert [p["name"] for p in json.loads(body)["projects"]] == [ALPHA, BETA]
+    status, headers, body = fetch(f"{server.base}/simple/{ALPHA}/", Accept="text/html")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Vary"] == "Accept"
+    assert b"whx_alpha-1.1%2Blocal.1-py3-none-any.whl" in body
+    # 304 on revalidation, 404 for an unknown project, 301 to the normalized name
+    etag = headers["ETag"]
+    assert fetch(f"{server.base}/simple/{ALPHA}/", Accept="text/html",
+                 **{"If-None-Match": etag})[0] == 304
+    assert fetch(f"{server.base}/simple/nothing-here/", Accept=PIP_ACCEPT)[0] == 404
+    status, _, body = fetch(f"{server.base}/simple/WHX_Alpha/", Accept=PIP_ACCEPT)
+    assert status == 200 and json.loads(body)["name"] == ALPHA
+
+
+def test_serves_files_and_metadata(server: Running, store_root: Path) -> None:
+    page_url = f"{server.base}/simple/{ALPHA}/"
+    files = json.loads(fetch(page_url, Accept=PIP_ACCEPT)[2])["files"]
+    assert LOCAL_WHEEL in {f["filename"] for f in files}
+    for entry in files:
+        url = urljoin(page_url, entry["url"])
+        status, headers, data = fetch(url)
+        assert status == 200
+        assert hashlib.sha256(data).hexdigest() == entry["hashes"]["sha256"]
+        assert headers.get("Content-Encoding") is None
+        if entry["core-metadata"]:
+            status, _, meta = fetch(url + ".metadata")
+            assert status == 200
+            assert hashlib.sha256(meta).hexdigest() == entry["core-metadata"]["sha256"]
+
+
+def test_head_and_range_on_files(server: Running) -> None:
+    url = f"{server.base}/files/{BETA}/{BETA_WHEEL}"
+    status, headers, body = fetch(url, method="HEAD")
+    assert status == 200 and body == b""
+    assert headers["Accept-Ranges"] == "bytes"
+    size = int(headers["Content-Length"])
+    status, headers, body = fetch(url, Range="bytes=2-5")
+    assert status == 206
+    assert headers["Content-Range"] == f"bytes 2-5/{size}"
+    assert len(body) == 4
+
+
+def test_health(server: Running) -> None:
+    status, headers, body = fetch(f"{server.base}/health")
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
+    # 5, or 6 once the publication test below has run (the store is shared by the module)
+    assert json.loads(body)["files"] >= 5
+
+
+def test_every_worker_sees_a_new_publication(server: Running, store_root: Path,
+                                             tmp_path: Path) -> None:
+    Store(store_root).publish(write_wheel(tmp_path, BETA, "2.0"), origin=Origin.UPLOADED)
+    # Each request is a new connection, which the kernel hands to either worker; all must
+    # list the file within about a second (each checks the store's generation on its own).
+    deadline = time.monotonic() + 10
+    streak = 0
+    while streak < 30:
+        assert time.monotonic() < deadline, "a worker kept serving the old page"
+        body = fetch(f"{server.base}/simple/{BETA}/", Accept=PIP_ACCEPT)[2]
+        streak = streak + 1 if b"whx_beta-2.0-py3-none-any.whl" in body else 0
+        if not streak:
+            time.sleep(0.05)
+
+
+def test_uploads_reach_every_worker(tmp_path: Path) -> None:
+    """With an upload token the store may start missing; twine publishes through one worker
+    and every worker lists the file."""
+    token = "production-test-token"
+    running = wait_ready(launch(tmp_path / "new-store", workers=2, upload_token=token))
+    try:
+        wheel = write_wheel(tmp_path, "whx-uploaded", "1.0")
+        env = clean_env(TWINE_NON_INTERACTIVE="1", HOME=str(tmp_path),
+                        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+        result = subprocess.run(
+            [sys.executable, "-m", "twine", "upload", "--disable-progress-bar",
+             "--repository-url", f"{running.base}/legacy/", "-u", "__token__", "-p", token,
+             str(wheel)],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        deadline = time.monotonic() + 10
+        streak = 0
+        while streak < 20:
+            assert time.monotonic() < deadline, "a worker does not list the upload"
+            status, _, body = fetch(f"{running.base}/simple/whx-uploaded/", Accept=PIP_ACCEPT)
+            streak = streak + 1 if status == 200 and wheel.name.encode() in body else 0
+            if not streak:
+                time.sleep(0.05)
+    finally:
+        assert stop(running.proc) == 0
+
+
+def test_sigterm_stops_workers_and_exits_cleanly(store_root: Path) -> None:
+    running = wait_ready(launch(store_root, workers=2))
+    workers = children(running.proc.pid)
+    assert len(workers) == 2
+    assert stop(running.proc) == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+# -- start-up failures ------------------------------------------------------------------------
+
+
+def test_port_in_use_is_one_clear_serve_error(store_root: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ServeError, match=f"port {port} on 127.0.0.1 is already in use") as e:
+            serve_production(store_root, "127.0.0.1", port)
+        assert e.value.hint is not None and "--port" in e.value.hint
+
+
+def test_a_second_production_server_on_the_same_port_is_refused(
+    server: Running, store_root: Path
+) -> None:
+    # granian binds with SO_REUSEPORT: without our own probe, a second one would start and
+    # silently take half of the first one's connections.
+    second = launch(store_root, port=server.port, workers=1)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == ServeError.exit_code, out
+    assert f"error: port {server.port} on 127.0.0.1 is already in use" in out
+    assert "Traceback" not in out
+
+
+def test_missing_store_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no wheelhouse store"):
+        serve_production(tmp_path / "nothing", "127.0.0.1", free_port())
+
+
+def test_unreadable_catalogue_fails_in_the_launcher(tmp_path: Path) -> None:
+    (tmp_path / "catalogue.sqlite3").write_bytes(b"not a database")
+    proc = launch(tmp_path, port=0, workers=2)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == StoreError.exit_code, out
+    assert "cannot read the catalogue" in out
+    assert "Traceback" not in out
+
+
+def test_bad_worker_and_thread_counts(store_root: Path) -> None:
+    with pytest.raises(ServeError, match="workers must be at least 1"):
+        serve_production(store_root, "127.0.0.1", 0, workers=0)
+    with pytest.raises(ServeError, match="threads must be at least 1"):
+        serve_production(store_root, "127.0.0.1", 0, threads=0)
+
+
+def test_without_granian_is_a_serve_error(store_root: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(production, "granian_available", lambda: False)
+    with pytest.raises(ServeError, match="needs granian") as e:
+        serve_production(store_root, "127.0.0.1", 0)
+    assert e.value.hint is not None and "pip install" in e.value.hint
+
+
+# -- granian's own command line (the container's entrypoint) ---------------------------------
+
+
+def test_app_from_env_uses_the_store_setting(
+    store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml here to override the environment
+    for name in [n for n in os.environ if n.startswith("WHEELHOUSE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("WHEELHOUSE_STORE", str(store_root))
+    client = production.app_from_env().test_client()  # type: ignore[attr-defined]
+    resp = client.get(f"/simple/{ALPHA}/", headers={"Accept": PIP_ACCEPT})
+    assert resp.status_code == 200
+    assert json.loads(resp.data)["name"] == ALPHA
+
+
+def test_granian_command_line_with_the_factory(store_root: Path, tmp_path: Path) -> None:
+    exe = shutil.which("granian", path=os.path.dirname(sys.executable)) or shutil.which("granian")
+    if exe is None:
+        pytest.skip("the granian command is not on PATH")
+    port = free_port()
+    env = clean_env(WHEELHOUSE_STORE=str(store_root))
+    proc = subprocess.Popen(
+        [exe, "--interface", "wsgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2", "--blocking-threads", "2", "--no-ws", production.FACTORY_TARGET],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, headers, body = fetch(f"http://127.0.0.1:{port}/simple/",
+                                              Accept=PIP_ACCEPT)
+                break
+            except OSError:
+                assert proc.poll() is None, "granian exited"
+                assert time.monotonic() < deadline, "granian did not start"
+                time.sleep(0.1)
+        assert status == 200 and headers["Content-Type"] == JSON
+        assert [p["name"] for p in json.loads(body)["projects"]] == [ALPHA, BETA]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

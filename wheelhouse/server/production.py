@@ -1,0 +1,264 @@
+"""Running the index under granian, a production WSGI server (HTTP in Rust, keep-alive, one
+process per worker): ``serve_production``, and ``app_from_env`` for granian's own command line.
+
+Each worker builds its own app (catalogue connection, rendered snapshot) after the fork, so no
+SQLite connection crosses a process boundary. granian has no ``wsgi.file_wrapper``, so
+downloads are read through Python in 1 MiB blocks (see ``app.download``).
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import logging
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wheelhouse.errors import ServeError, StoreError, WheelhouseError
+from wheelhouse.server.app import create_app
+from wheelhouse.server.serving import bind_socket
+from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
+from wheelhouse.store import Store
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+log = logging.getLogger(__name__)
+
+#: What ``granian --interface wsgi --factory`` is given (see server/README.md).
+FACTORY_TARGET = "wheelhouse.server.production:app_from_env"
+
+#: Worker processes. Each renders and holds its own copy of the pages; two keep both cores of
+#: a small host busy (measured: 1 worker x 4 threads 33k req/s, 2 x 4 49k, wrk on the same
+#: 2 cores).
+DEFAULT_WORKERS = 2
+
+#: Python threads per worker that run the app. The hot path holds the GIL for microseconds
+#: per request, so a few threads are enough; more only add GIL hand-offs. Downloads block a
+#: thread for as long as the client reads, which is why this is not 1.
+DEFAULT_THREADS = 4
+
+#: How long ``on_ready`` waits for the first worker to accept connections. Workers render the
+#: whole catalogue before they listen, which takes seconds for a large store.
+_READY_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppOptions:
+    """What every worker needs to build its app: ``create_app``'s arguments. Picklable, so
+    it can cross a spawn; tokens are kept out of its repr."""
+
+    store_root: Path
+    page_max_age: int = 0
+    upload_token: str | None = field(default=None, repr=False)
+    read_token: str | None = field(default=None, repr=False)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    upstream_url: str | None = None
+
+
+def build_app(options: AppOptions) -> WSGIApplication:
+    """The app one worker serves: ``create_app``, hot path included."""
+    return create_app(
+        options.store_root,
+        page_max_age=options.page_max_age,
+        upload_token=options.upload_token,
+        read_token=options.read_token,
+        max_upload_bytes=options.max_upload_bytes,
+        upstream_url=options.upstream_url,
+    )
+
+
+def app_from_env() -> WSGIApplication:
+    """Factory for ``granian --interface wsgi --factory wheelhouse.server.production:app_from_env``.
+
+    Called in each worker, never at import. Settings are found as ``wheelhouse serve`` finds
+    them: ``WHEELHOUSE_*`` variables (``WHEELHOUSE_STORE``, ``WHEELHOUSE_FALL_THROUGH``,
+    ``WHEELHOUSE_INDEX_URL``), else ``[tool.wheelhouse]`` in ./pyproject.toml, else the
+    defaults; the tokens come from ``WHEELHOUSE_UPLOAD_TOKEN`` and ``WHEELHOUSE_READ_TOKEN``.
+    """
+    import os
+
+    from wheelhouse.config import load_settings
+
+    settings = load_settings()
+    return build_app(AppOptions(
+        store_root=settings.store,
+        upload_token=os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None,
+        read_token=os.environ.get("WHEELHOUSE_READ_TOKEN") or None,
+        upstream_url=settings.index_url if settings.fall_through else None,
+    ))
+
+
+def granian_available() -> bool:
+    """True when granian is importable (it is an optional dependency)."""
+    return importlib.util.find_spec("granian") is not None
+
+
+def check_store(store_root: Path, *, create: bool = False) -> None:
+    """Read the catalogue once, so a missing or unreadable store fails in the launcher with
+    one StoreError, not once per worker with a traceback each. ``create``: make the store if
+    it is missing (a server that takes uploads may start empty).
+
+    The read happens in a throwaway thread: the store keeps one SQLite connection per thread,
+    and this one is closed when the thread ends, before any worker is forked (a connection
+    must never be used on both sides of a fork).
+    """
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            Store(Path(store_root), readonly=not create).generation()
+        except (WheelhouseError, sqlite3.Error, OSError) as e:
+            failure.append(e)
+
+    reader = threading.Thread(target=read, name="wheelhouse-store-check")
+    reader.start()
+    reader.join()
+    if failure:
+        error = failure[0]
+        if isinstance(error, WheelhouseError):
+            raise error
+        raise StoreError(
+            f"cannot read the catalogue of the store at {store_root}: {error}",
+            hint="check that the path is a wheelhouse store and readable by this user",
+        )
+
+
+def _probe_address(host: str) -> str:
+    # A wildcard bind is reached through loopback of the same family.
+    if host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/simple/"
+
+
+def _announce_when_listening(
+    host: str, port: int, line: str, on_ready: Callable[[str], None], stop: threading.Event
+) -> None:
+    """Call ``on_ready`` once a worker accepts connections (workers bind after loading)."""
+    deadline = time.monotonic() + _READY_TIMEOUT
+    address = _probe_address(host)
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1.0):
+                on_ready(line)
+                return
+        except OSError:
+            stop.wait(0.05)
+
+
+def serve_production(
+    store_root: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    threads: int = DEFAULT_THREADS,
+    page_max_age: int = 0,
+    upload_token: str | None = None,
+    read_token: str | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    upstream_url: str | None = None,
+    access_log: bool = True,
+    backlog: int = 1024,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the store with granian until SIGINT or SIGTERM. Must run in the main thread
+    (granian installs signal handlers there).
+
+    ``workers`` processes each run ``threads`` Python threads. ``page_max_age``,
+    ``upload_token``, ``read_token``, ``max_upload_bytes`` and ``upstream_url`` are as for
+    ``create_app``. The port is claimed first, so a busy port fails at once with ServeError;
+    a missing store fails with StoreError before any worker starts (with an upload token it
+    is created instead). ``on_ready`` is called with one line, e.g. ``Serving /srv/store at
+    http://127.0.0.1:8000/simple/ (granian, 2 workers x 4 threads)``, once a worker accepts
+    connections.
+    """
+    if not granian_available():
+        raise ServeError(
+            "the production server needs granian, which is not installed",
+            hint="pip install 'granian>=2' (or use the built-in server)",
+        )
+    if workers < 1:
+        raise ServeError(f"workers must be at least 1, not {workers}")
+    if threads < 1:
+        raise ServeError(f"threads must be at least 1, not {threads}")
+
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    # granian binds with SO_REUSEPORT, so a second granian on a busy port would start and
+    # silently share it. Our probe binds without it: it fails against any listener there
+    # and turns that into the same ServeError as the built-in server, and it resolves
+    # names and port 0 to the numeric address and port granian is then given.
+    probe = bind_socket(host, port)
+    bound_host, bound_port = probe.getsockname()[:2]
+    probe.close()
+    check_store(Path(store_root), create=upload_token is not None)
+
+    server = Granian(
+        FACTORY_TARGET,
+        address=bound_host,
+        port=bound_port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        backlog=backlog,
+        websockets=False,
+        log_level=LogLevels.warning,
+        log_access=access_log,
+        # A worker that dies (out of memory, a crash in C) comes back; granian gives up on
+        # a crash loop (two deaths within seconds), which also ends a failed startup.
+        respawn_failed_workers=True,
+    )
+    stop = threading.Event()
+    line = (f"Serving {store_root} at {_url(host, bound_port)} "
+            f"(granian, {workers} worker{'s' if workers > 1 else ''} x {threads} threads)")
+    if upload_token is not None:
+        line += f", uploads at {_url(host, bound_port).removesuffix('simple/')}legacy/"
+    announce = on_ready if on_ready is not None else (lambda text: log.info("%s", text))
+    threading.Thread(
+        target=_announce_when_listening,
+        args=(bound_host, bound_port, line, announce, stop),
+        name="wheelhouse-ready",
+        daemon=True,
+    ).start()
+    # The loader is handed to each worker (inherited over fork, pickled over spawn): every
+    # worker builds its own app from these options, and nothing goes through os.environ.
+    loader = partial(build_app, AppOptions(
+        store_root=Path(store_root), page_max_age=page_max_age, upload_token=upload_token,
+        read_token=read_token, max_upload_bytes=max_upload_bytes, upstream_url=upstream_url,
+    ))
+    try:
+        server.serve(target_loader=loader, wrap_loader=False)
+    except OSError as e:
+        # Another process took the port between our probe and granian's bind.
+        if e.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {bound_port} on {host} is already in use",
+                hint="stop the other server or choose another --port",
+            ) from None
+        raise ServeError(f"cannot serve on {host} port {bound_port}: {e}") from None
+    except SystemExit as e:
+        # granian ends with sys.exit(1) when workers died and could not be kept alive.
+        if e.code not in (None, 0):
+            raise ServeError(
+                "the server's workers exited (see the log above)",
+                hint="check that the store is readable by this user, and the messages above",
+            ) from None
+    finally:
+        stop.set()
