@@ -3,12 +3,15 @@
 Exit codes: 0 success; 1 unexpected error; 2 bad input (flags, config, requirements, target);
 3 a pin cannot be resolved to files; 4 the upstream index failed; 5 the store cannot be
 written; 6 one or more builds failed (everything else was still published); 7 the server
-cannot start.
+cannot start; 8 the container engine or emulation is missing; 9 publishing failed or found
+conflicting files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +33,8 @@ Examples:
   wheelhouse build requirements.txt --target cp311-manylinux_x86_64 \\
       --target cp311-musllinux_aarch64
   wheelhouse build requirements.txt --store /srv/wheelhouse --retry-failed
+  WHEELHOUSE_UPLOAD_TOKEN=... wheelhouse build requirements.txt \\
+      --publish https://wheels.example.com/legacy/
 """
 
 SERVE_EXAMPLES = """
@@ -37,10 +42,13 @@ SERVE_EXAMPLES = """
 Examples:
   wheelhouse serve
   wheelhouse serve --store /srv/wheelhouse --host 127.0.0.1 --port 8080
+  wheelhouse serve --upload-token-file /run/secrets/wheelhouse-token --fall-through
+  wheelhouse serve --workers 2   # the production server (granian)
 \b
 Then, in a Dockerfile or CI job:
   pip install --only-binary :all: --index-url http://HOST:PORT/simple/ -r requirements.txt
   pip install --only-binary :all: --no-index --find-links http://HOST:PORT/links/ -r ...
+  twine upload --repository-url http://HOST:PORT/legacy/ -u __token__ -p TOKEN dist/*
 """
 
 
@@ -97,11 +105,14 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
               help="Build again what failed before with the same inputs.")
 @click.option("--upgrade", is_flag=True,
               help="Re-resolve unpinned requirements instead of reusing the last lock.")
+@click.option("--publish", "publish_url", metavar="URL",
+              help="Then upload to this wheelhouse index (its /legacy/ URL) whatever it lacks "
+              "of the files these requirements need [token: env WHEELHOUSE_UPLOAD_TOKEN].")
 @click.pass_context
 def build(
     ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
     store: Path | None, config_file: Path | None, index_url: str | None, jobs: int | None,
-    dry_run: bool, retry_failed: bool | None, upgrade: bool,
+    dry_run: bool, retry_failed: bool | None, upgrade: bool, publish_url: str | None,
 ) -> None:
     """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
 
@@ -120,16 +131,16 @@ def build(
     target_list = [parse_target(t) for t in settings.targets] or [host_target()]
     reqs = parse_requirements(*requirements)
     options = BuildOptions(dry_run=dry_run, retry_failed=settings.retry_failed, upgrade=upgrade)
-    store_obj = _dry_run_store(settings.store) if dry_run else Store(settings.store)
+    cleanup = contextlib.ExitStack()
+    store_obj = _dry_run_store(settings.store, cleanup) if dry_run else Store(settings.store)
     pipeline = make_pipeline(settings=settings, store=store_obj, reqs=reqs, options=options,
                              report=click.echo)
-    try:
+    cleanup.callback(pipeline.close)
+    with cleanup:
         names = ", ".join(str(t) for t in target_list)
         click.echo(f"{'Planning' if dry_run else 'Building'} {len(reqs.requirements)} "
                    f"requirements for {names} into {settings.store}")
         summary = pipeline.run(reqs, target_list)
-    finally:
-        pipeline.close()
     for result in summary.results:
         if result.cached:
             click.echo(f"{result.target}: nothing to do: all {len(result.outcomes)} files are "
@@ -150,6 +161,16 @@ def build(
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return
+    if publish_url:
+        # Publish what did build even when some pins failed: other runners can use it.
+        from wheelhouse.publish import publish_missing
+
+        wanted = sorted({o.filename for r in summary.results for o in r.outcomes if o.filename})
+        report = publish_missing(store_obj, wanted, publish_url,
+                                 os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None,
+                                 report=click.echo)
+        click.echo(f"published to {publish_url}: {len(report.uploaded)} uploaded, "
+                   f"{len(report.present)} already there")
     if not summary.ok:
         builds_failed = summary.count("failed")
         if builds_failed:
@@ -165,7 +186,7 @@ def build(
         )
 
 
-def _dry_run_store(path: Path) -> Any:
+def _dry_run_store(path: Path, cleanup: contextlib.ExitStack) -> Any:
     """The real store read-only if it exists; otherwise an empty one in a temporary place."""
     import tempfile
 
@@ -173,7 +194,8 @@ def _dry_run_store(path: Path) -> Any:
 
     if (path / "catalogue.sqlite3").is_file():
         return Store(path, readonly=True)
-    return Store(Path(tempfile.mkdtemp(prefix="wheelhouse-dry-run-")))
+    tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-"))
+    return Store(Path(tmp))
 
 
 @cli.command(epilog=SERVE_EXAMPLES)
@@ -181,16 +203,69 @@ def _dry_run_store(path: Path) -> Any:
 @_config_option
 @click.option("--host", help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: 8000].")
+@click.option("--upload-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Accept uploads at /legacy/ from clients presenting the token in this file "
+              "(HTTP Basic, user __token__) [env WHEELHOUSE_UPLOAD_TOKEN holds the token].")
+@click.option("--read-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Require this token for reading too [env WHEELHOUSE_READ_TOKEN].")
+@click.option("--max-upload-size", type=click.IntRange(min=1), metavar="BYTES",
+              help="Largest accepted upload [default: 1 GiB].")
+@click.option("--fall-through/--no-fall-through", default=None,
+              help="Serve projects the store does not host from the upstream index "
+              "(--index-url) [default: off].")
+@click.option("--index-url", help="The upstream for --fall-through [default: PyPI].")
+@click.option("--server", "server_kind", type=click.Choice(["auto", "builtin", "granian"]),
+              default="auto", show_default=True,
+              help="granian: the production server (pip install 'wheelhouse[server]'); "
+              "builtin: werkzeug, one process; auto: granian when --workers is given.")
+@click.option("-w", "--workers", type=click.IntRange(min=1),
+              help="Worker processes; implies granian [default: 2 with granian].")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads per process [default: 4 with granian, 32 built-in].")
 @click.pass_context
 def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
-          host: str | None, port: int | None) -> None:
-    """Serve the store as a PEP 503/691 simple index at http://HOST:PORT/simple/."""
+          host: str | None, port: int | None, upload_token_file: Path | None,
+          read_token_file: Path | None, max_upload_size: int | None,
+          fall_through: bool | None, index_url: str | None, server_kind: str,
+          workers: int | None, threads: int | None) -> None:
+    """Serve the store as a PEP 503/691 simple index at http://HOST:PORT/simple/.
+
+    Projects the store hosts are served only from the store, even with --fall-through, so an
+    upstream project of the same name can never take their place (dependency confusion).
+    """
     from wheelhouse.server import serve as run_server
+    from wheelhouse.server import token_from_file
 
     if config_file is not None:
         ctx.obj["config"] = config_file
-    settings = _settings(ctx, store=store, host=host, port=port)
-    run_server(settings.store, host=settings.host, port=settings.port, on_ready=click.echo)
+    settings = _settings(ctx, store=store, host=host, port=port, fall_through=fall_through,
+                         index_url=index_url)
+    upload_token = (token_from_file(upload_token_file) if upload_token_file
+                    else os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None)
+    read_token = (token_from_file(read_token_file) if read_token_file
+                  else os.environ.get("WHEELHOUSE_READ_TOKEN") or None)
+    common: dict[str, Any] = {
+        "upload_token": upload_token, "read_token": read_token,
+        "upstream_url": settings.index_url if settings.fall_through else None,
+    }
+    if max_upload_size is not None:
+        common["max_upload_bytes"] = max_upload_size
+    if server_kind == "granian" or (server_kind == "auto" and workers is not None):
+        from wheelhouse.server.production import (
+            DEFAULT_THREADS,
+            DEFAULT_WORKERS,
+            serve_production,
+        )
+
+        serve_production(settings.store, settings.host, settings.port,
+                         workers=workers or DEFAULT_WORKERS,
+                         threads=threads or DEFAULT_THREADS, on_ready=click.echo, **common)
+        return
+    if workers is not None:
+        raise UsageError("--workers needs --server granian",
+                         hint="the built-in server is one process; drop --workers")
+    run_server(settings.store, host=settings.host, port=settings.port, threads=threads or 32,
+               on_ready=click.echo, **common)
 
 
 @cli.command()
@@ -262,6 +337,35 @@ def list_(ctx: click.Context, project: str | None, store: Path | None,
         click.echo(f"{f.filename:<72} {f.origin.value:<9} {f.size:>10,d}")
     click.echo(f"{len(files)} files in {len({f.project for f in files})} projects "
                f"in {settings.store}")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@_store_option
+@_config_option
+@click.pass_context
+def export(ctx: click.Context, out: Path, store: Path | None,
+           config_file: Path | None) -> None:
+    """Write the index as static files in OUT, for nginx or any static web server.
+
+    \b
+    OUT gets simple/ (HTML and PEP 691 JSON pages), files/ (hard links into the store where
+    possible, else copies) and links/ (for --find-links). A previous export in OUT is
+    replaced atomically; any other non-empty OUT is refused. server/nginx.conf serves it.
+
+    \b
+    Example:
+      wheelhouse export --store /srv/wheelhouse /srv/www/wheels
+    """
+    from wheelhouse.export import export as run_export
+
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = _settings(ctx, store=store)
+    summary = run_export(settings.store, out)
+    click.echo(f"Exported {summary.files} files in {summary.projects} projects from "
+               f"{settings.store} to {summary.out} ({summary.linked} linked to the store, "
+               f"{summary.reused} kept from the previous export, {summary.copied} copied)")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -23,7 +23,11 @@ from wheelhouse.errors import ConfigError
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
 #: WHEELHOUSE_* variables that are not settings but are read by one component on purpose.
-NON_SETTING_ENV = frozenset({"WHEELHOUSE_UPLOAD_TOKEN", "WHEELHOUSE_READ_TOKEN"})
+NON_SETTING_ENV = frozenset({
+    "WHEELHOUSE_UPLOAD_TOKEN", "WHEELHOUSE_READ_TOKEN",
+    # read by builders/bootstrap and .ci/engine, not by the wheelhouse command
+    "WHEELHOUSE_BOOTSTRAP_CACHE", "WHEELHOUSE_DOCKERD_WAIT",
+})
 
 
 def default_store() -> Path:
@@ -57,6 +61,8 @@ class Settings:
     retry_failed: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    #: serve projects the store does not host from index_url (the server's fall-through).
+    fall_through: bool = False
     images: Mapping[str, str] = field(default_factory=dict)
     engine: str = "docker"
     builder_network: Literal["none", "host"] = "none"
@@ -176,6 +182,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "build-timeout": ("build_timeout", _float),
     "retry-failed": ("retry_failed", _bool),
     "host": ("host", _str),
+    "fall-through": ("fall_through", _bool),
     "port": ("port", _int),
     "images": ("images", _str_map),
     "engine": ("engine", _str),
