@@ -15,8 +15,6 @@ itself. Two cores are shared by wrk and the server: compare the ratio, not absol
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import os
 import re
 import shutil
@@ -28,12 +26,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import wheelhouse
+
+# The fixture writers live with the tests; benches run from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.distributions import write_wheel as make_wheel
 from wheelhouse.store import Origin, Store
 
 PIP_ACCEPT = (
@@ -48,35 +49,6 @@ class Result:
     requests_per_second: float
     latency: str
     errors: str
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def make_wheel(directory: Path, name: str, version: str) -> Path:
-    """A minimal valid pure wheel (METADATA, WHEEL, correct RECORD)."""
-    dist = re.sub(r"[-_.]+", "_", name).lower()
-    dist_info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": f"NAME = {name!r}\n".encode(),
-        f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-            "Requires-Python: >=3.8\n"
-        ).encode(),
-        f"{dist_info}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: wheelhouse-bench\nRoot-Is-Purelib: true\n"
-            b"Tag: py3-none-any\n"
-        ),
-    }
-    record = "".join(f"{p},{_record_hash(b)},{len(b)}\n" for p, b in files.items())
-    files[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in files.items():
-            zf.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
-    return path
 
 
 def build_fixture(work: Path, projects: int) -> tuple[Path, Path, list[str]]:

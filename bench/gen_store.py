@@ -11,9 +11,6 @@ written straight into the store's staging area, so publishing moves them instead
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import io
 import sys
 import time
 import zipfile
@@ -21,12 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# The fixture writers live with the tests; benches run from a checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.distributions import wheel_bytes as _wheel_bytes
+from tests.distributions import wheel_filename
 from wheelhouse.store import Origin, Store
 
 BIG_PROJECT = "bench-big"
 # A fixed date: identical inputs give identical bytes, so re-running over an existing store is
 # a no-op (IDENTICAL) instead of a conflict.
-_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,41 +64,6 @@ class Layout:
         share, extra = divmod(self.files - self.big, len(rest))
         for i, name in enumerate(rest):
             yield name, share + (1 if i < extra else 0)
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def wheel_filename(name: str, version: str) -> str:
-    dist = name.replace("-", "_").lower()
-    return f"{dist}-{version}-py3-none-any.whl"
-
-
-def wheel_bytes(name: str, version: str) -> bytes:
-    """A minimal valid pure wheel: installable by pip and uv, importable as ``<dist>``."""
-    dist = name.replace("-", "_").lower()
-    dist_info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": f"VERSION = {version!r}\n".encode(),
-        f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-            "Requires-Python: >=3.8\n"
-        ).encode(),
-        f"{dist_info}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: wheelhouse-bench\nRoot-Is-Purelib: true\n"
-            b"Tag: py3-none-any\n"
-        ),
-    }
-    record = "".join(f"{p},{_record_hash(b)},{len(b)}\n" for p, b in files.items())
-    files[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
-    buf = io.BytesIO()
-    # Stored, not deflated: members are tens of bytes, and compression would only cost time.
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for member, data in files.items():
-            zf.writestr(zipfile.ZipInfo(member, _ZIP_DATE), data)
-    return buf.getvalue()
 
 
 def version_of(i: int) -> str:
@@ -139,3 +104,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def wheel_bytes(name: str, version: str) -> bytes:
+    """A minimal valid pure wheel, stored rather than deflated: members are tens of bytes,
+    and compression would only cost time at 50,000 wheels."""
+    return _wheel_bytes(name, version, requires_python=">=3.8", compression=zipfile.ZIP_STORED,
+                        generator="wheelhouse-bench")

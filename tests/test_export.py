@@ -5,21 +5,17 @@ serves the tree to real pip and uv (those tests are ``slow`` and need the ``ngin
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from html.parser import HTMLParser
@@ -29,6 +25,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 
 from tests.conftest import free_port, wheelhouse
+from tests.distributions import write_sdist, write_wheel
 from wheelhouse.errors import StoreError, UsageError
 from wheelhouse.export import MARKER, export
 from wheelhouse.server import create_app
@@ -50,52 +47,6 @@ BETA_WHEEL = "whx_beta-1.0-py3-none-any.whl"
 # -- distributions --------------------------------------------------------------------------
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def write_wheel(
-    directory: Path,
-    name: str,
-    version: str,
-    *,
-    requires: Sequence[str] = (),
-    requires_python: str | None = None,
-) -> Path:
-    """A minimal valid pure wheel (module, METADATA, WHEEL, a correct RECORD)."""
-    dist = re.sub(r"[-_.]+", "_", name).lower()
-    dist_info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    if requires_python:
-        metadata += f"Requires-Python: {requires_python}\n"
-    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
-    members = {
-        f"{dist}/__init__.py": f"VERSION = {version!r}\n".encode(),
-        f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: wheelhouse-tests\n"
-                               b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
-    }
-    record = "".join(f"{p},{_record_hash(b)},{len(b)}\n" for p, b in members.items())
-    members[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in members.items():
-            zf.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
-    return path
-
-
-def write_sdist(directory: Path, name: str, version: str) -> Path:
-    dist = re.sub(r"[-_.]+", "_", name).lower()
-    path = directory / f"{dist}-{version}.tar.gz"
-    pkg_info = f"Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n".encode()
-    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
-        info = tarfile.TarInfo(f"{dist}-{version}/PKG-INFO")
-        info.size = len(pkg_info)
-        tf.addfile(info, io.BytesIO(pkg_info))
-    return path
-
-
 def make_store(root: Path) -> Path:
     """alpha: 0.9 (yanked), 1.0, 1.1+local.1 (a "+" in the filename) and an sdist;
     beta 1.0 depends on alpha and needs Python >= 3.8."""
@@ -107,7 +58,7 @@ def make_store(root: Path) -> Path:
         write_wheel(src, ALPHA, "1.0"),
         write_wheel(src, ALPHA, "1.1+local.1"),
         write_sdist(src, ALPHA, "1.0"),
-        write_wheel(src, BETA, "1.0", requires=[f"{ALPHA}>=1.0"], requires_python=">=3.8"),
+        write_wheel(src, BETA, "1.0", requires_dist=[f"{ALPHA}>=1.0"], requires_python=">=3.8"),
     ]:
         store.publish(path, origin=Origin.UPLOADED)
     store.set_yanked("whx_alpha-0.9-py3-none-any.whl", "broken <on purpose>")
@@ -280,7 +231,9 @@ def test_reexport_replaces_the_tree_and_keeps_what_did_not_change(
     summary = export(store_root, exported)
 
     assert summary.files == 6
-    assert summary.reused + summary.linked == 5  # the new file is the only one placed anew
+    # Store files are world-readable, so every file (the new one too) is linked from the
+    # store or taken over from the previous export; nothing is copied again.
+    assert summary.copied == 0 and summary.reused + summary.linked == 6
     assert (exported / f"files/{ALPHA}/whx_alpha-2.0-py3-none-any.whl").is_file()
     assert "whx_alpha-2.0" in alpha_page.read_text()
     # an unchanged page keeps its inode and mtime, so nginx's ETag still matches; a changed

@@ -7,9 +7,7 @@ Every app test runs twice: through the WSGI hot path and through Flask's own rou
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import os
 import re
@@ -17,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 import zipfile
@@ -32,6 +29,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from packaging.utils import canonicalize_name
 
+from tests.distributions import write_sdist as make_sdist
+from tests.distributions import write_wheel as make_wheel
 from wheelhouse import index
 from wheelhouse.errors import ServeError, StoreError
 from wheelhouse.server import create_app, make_server, serve
@@ -44,56 +43,6 @@ PIP_ACCEPT = f"{JSON}, {V1_HTML}; q=0.1, text/html; q=0.01"
 UV_ACCEPT = f"{JSON}, {V1_HTML};q=0.2, text/html;q=0.01"
 
 # -- building real distributions ---------------------------------------------------------------
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def make_wheel(
-    directory: Path,
-    name: str,
-    version: str,
-    *,
-    requires_python: str | None = None,
-    requires_dist: tuple[str, ...] = (),
-    module_source: str = "",
-) -> Path:
-    """A minimal valid pure wheel: one module plus METADATA, WHEEL and a correct RECORD."""
-    dist = re.sub(r"[-_.]+", "_", name).lower()
-    filename = f"{dist}-{version}-py3-none-any.whl"
-    dist_info = f"{dist}-{version}.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-    if requires_python:
-        metadata += f"Requires-Python: {requires_python}\n"
-    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires_dist)
-    files = {
-        f"{dist}/__init__.py": (module_source or f"VERSION = {version!r}\n").encode(),
-        f"{dist_info}/METADATA": metadata.encode(),
-        f"{dist_info}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: wheelhouse-tests\nRoot-Is-Purelib: true\n"
-            b"Tag: py3-none-any\n"
-        ),
-    }
-    record = "".join(f"{p},{_record_hash(b)},{len(b)}\n" for p, b in files.items())
-    files[f"{dist_info}/RECORD"] = (record + f"{dist_info}/RECORD,,\n").encode()
-    path = directory / filename
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in files.items():
-            zf.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data)
-    return path
-
-
-def make_sdist(directory: Path, name: str, version: str) -> Path:
-    dist = re.sub(r"[-_.]+", "_", name).lower()
-    path = directory / f"{dist}-{version}.tar.gz"
-    pkg_info = f"Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n".encode()
-    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tf:
-        info = tarfile.TarInfo(f"{dist}-{version}/PKG-INFO")
-        info.size = len(pkg_info)
-        tf.addfile(info, io.BytesIO(pkg_info))
-    return path
 
 
 def wheel_metadata(path: Path) -> bytes:
