@@ -195,3 +195,16 @@ def test_d_hung_build_is_stopped_and_other_targets_publish(
     left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.wheelhouse.builder"],
                           capture_output=True, text=True, check=True).stdout
     assert left == "", "build containers must always be removed"
+
+
+def test_system_packages_without_network_say_what_to_do(images_config: Path, sdists: Path,
+                                                        tmp_path: Path) -> None:
+    cfg = tmp_path / "wh.toml"
+    cfg.write_text(images_config.read_text() + '\n[tool.wheelhouse.packages.whdemo-ext]\n'
+                   'system-packages = ["libyaml-dev"]\n')
+    reqs = tmp_path / "r.txt"
+    reqs.write_text(f"--find-links {sdists}\nwhdemo-ext==1.0.0\n")
+    res = wheelhouse("build", str(reqs), "--store", str(tmp_path / "s"), "--config", str(cfg),
+                     "--target", "cp311-manylinux_x86_64")
+    assert res.returncode == 6, res.stdout + res.stderr
+    assert "builder-network" in res.stdout and "libyaml-dev" in res.stdout

@@ -319,6 +319,13 @@ class ContainerBuilder:
             for wheel in sorted(build_deps.glob("*.whl")):
                 container.copy_in(wheel, f"{job}/deps/{wheel.name}")
         missing = [p for p in settings.system_packages if p not in installed]
+        if missing and self.options.network == "none":
+            # Package managers need their repositories; a hermetic container has no network.
+            raise BuildFailed(
+                f"system packages {', '.join(missing)} cannot be installed: the builder "
+                "container has no network (builder-network = \"none\"); set "
+                "builder-network = \"host\", or use an image that already has them"
+            )
         if missing:
             done = runner.run(["sh", "-c", _install_script(missing)], log=log, timeout=timeout)
             if done.returncode != 0:
