@@ -201,3 +201,14 @@ def test_targets_lists_the_host_and_foreign_platforms() -> None:
     lines = res.stdout.splitlines()
     assert lines[0].startswith("* cp311-manylinux_2_") and lines[0].endswith("native")
     assert any("cp311-musllinux_aarch64" in ln and "emulation" in ln for ln in lines)
+
+
+def test_builds_are_reproducible_across_stores(sdists: Path, tmp_path: Path) -> None:
+    """Two runners building the same pin get the same bytes, so they can share one index."""
+    reqs = write_requirements(tmp_path / "r.txt", sdists, ["whdemo-ext==1.0.0"])
+    digests = []
+    for name in ("runner-a", "runner-b"):
+        res = wheelhouse("build", str(reqs), "--store", str(tmp_path / name))
+        assert res.returncode == 0 and "built    whdemo_ext" in res.stdout, res.stdout + res.stderr
+        digests.append({f: v["sha256"] for f, v in stored_files(tmp_path / name).items()})
+    assert digests[0] == digests[1]

@@ -46,16 +46,21 @@ def test_build_publish_uploads_only_what_the_remote_lacks(sdists: Path, tmp_path
         assert second.returncode == 0, second.stdout + second.stderr
         assert "building" not in second.stdout and "0 uploaded" in second.stdout
         assert listing(tmp_path / "b") == listing(remote)
-        # A third runner that rebuilds on its own gets different bytes (builds are not
-        # bit-reproducible): publishing refuses to overwrite and says so.
+        # A third runner that rebuilds on its own gets the same bytes (builds run from a
+        # fixed path with SOURCE_DATE_EPOCH), so there is nothing to upload and no conflict.
         third = wheelhouse("build", str(reqs), "--store", str(tmp_path / "c"), "--publish",
                            url, env=env)
-        assert third.returncode == 9, third.stdout + third.stderr
-        assert "other bytes" in third.stdout + third.stderr and "Traceback" not in third.stderr
-        assert listing(remote) == listing(tmp_path / "a")
-        wrong = wheelhouse("build", str(reqs), "--store", str(tmp_path / "c"), "--publish",
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "building" in third.stdout and "0 uploaded" in third.stdout
+        assert listing(remote) == listing(tmp_path / "a") == listing(tmp_path / "c")
+        # A wrong token is refused as soon as there is something to upload; nothing stored.
+        more = tmp_path / "more.txt"
+        more.write_text(reqs.read_text() + "six==1.16.0\n")
+        wrong = wheelhouse("build", str(more), "--store", str(tmp_path / "c"), "--publish",
                            url, env=clean_env(WHEELHOUSE_UPLOAD_TOKEN="wrong"))
-        assert wrong.returncode == 9 and "Traceback" not in wrong.stderr
+        assert wrong.returncode == 9, wrong.stdout + wrong.stderr
+        assert "Traceback" not in wrong.stderr
+        assert not any(name.startswith("six-") for name in listing(remote))
     finally:
         stop_server(server)
 

@@ -312,8 +312,13 @@ class ContainerBuilder:
         sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None,
     ) -> BuiltWheel:
-        job = f"/wheelhouse/{uuid.uuid4().hex[:12]}"
-        container.exec_output(f"mkdir -p {job}/src {job}/deps {job}/dist {job}/repaired")
+        # A fixed path per sdist, so compilers record the same source paths in every build and
+        # the wheel comes out byte for byte the same (with SOURCE_DATE_EPOCH) on any runner.
+        # Builds of one sdist for one target never overlap (the pipeline holds a lock).
+        stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
+        job = f"/wheelhouse/build/{shlex.quote(stem)}"
+        container.exec_output(f"rm -rf {job} && "
+                              f"mkdir -p {job}/src {job}/deps {job}/dist {job}/repaired")
         container.copy_in(sdist, f"{job}/{sdist.name}")
         if build_deps is not None:
             for wheel in sorted(build_deps.glob("*.whl")):

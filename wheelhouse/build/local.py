@@ -7,12 +7,16 @@ libc family and architecture are this machine's own can be built here.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import sys
 import sysconfig
 import tarfile
+import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import IO
@@ -81,7 +85,15 @@ class LocalBuilder:
         del build_deps
         if not self.can_build(target):
             raise BuildFailed(f"target {target} cannot be built on this machine")
-        source = extract_sdist(sdist, work_dir)
+        with fixed_build_dir(sdist, target) as build_dir:
+            return self._build_at(build_dir, sdist, target=target, settings=settings,
+                                  work_dir=work_dir, log=log, timeout=timeout)
+
+    def _build_at(
+        self, build_dir: Path, sdist: Path, *, target: Target, settings: PackageSettings,
+        work_dir: Path, log: IO[str], timeout: float,
+    ) -> BuiltWheel:
+        source = extract_sdist(sdist, build_dir)
         dist = work_dir / "dist"
         env = {**self.build_env, **settings.environment, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
         done = self.runner.run(
@@ -113,6 +125,29 @@ class LocalBuilder:
             wheel=repaired.wheel, grafted=repaired.grafted, report=parse_show(shown.output),
             seconds=done.seconds,
         )
+
+
+@contextlib.contextmanager
+def fixed_build_dir(sdist: Path, target: Target) -> Iterator[Path]:
+    """The same directory for every build of this sdist for this target, on any machine.
+
+    Compilers record source paths in what they write, so builds from a random temporary
+    directory differ byte for byte; from a fixed path (with SOURCE_DATE_EPOCH) they are
+    identical, and CI runners that build the same pin publish the same file. A lock makes
+    concurrent builds of the same sdist on one machine take turns.
+    """
+    root = Path(tempfile.gettempdir()) / "wheelhouse-build"
+    root.mkdir(exist_ok=True)
+    stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
+    path = root / f"{stem}-{target.identifier}"
+    with (root / f"{path.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def extract_sdist(sdist: Path, work_dir: Path) -> Path:
