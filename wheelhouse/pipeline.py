@@ -9,14 +9,12 @@ without touching the network.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +48,15 @@ from wheelhouse.plan import (
     sdist_static_metadata,
 )
 from wheelhouse.requirements import RequirementLine, RequirementSet
-from wheelhouse.store import Failure, Origin, PublishStatus, Store, read_wheel_metadata, utc_now
+from wheelhouse.store import (
+    Failure,
+    Origin,
+    PublishStatus,
+    Store,
+    file_lock,
+    read_wheel_metadata,
+    utc_now,
+)
 from wheelhouse.targets import Target
 
 if TYPE_CHECKING:  # requests is imported only when the upstream is actually needed
@@ -444,7 +450,8 @@ class Pipeline:
                 self.report(f"  failed   {step.label} for {target} (not retried; "
                             f"--retry-failed to try again). Log: {failure.log}")
                 return Outcome(step=step, status="failed", message=msg, log=failure.log)
-            with self._exclusive(f"build:{pin.project}:{pin.version}:{target.identifier}"):
+            with file_lock(self.store.lock_path(
+                    f"build:{pin.project}:{pin.version}:{target.identifier}")):
                 # Another process may have built it while we waited for the lock.
                 stored = best_stored(self.store, pin.project, pin.version, target)
                 if stored is not None and not pkg.build_from_source:
@@ -524,15 +531,6 @@ class Pipeline:
             if f is not None:
                 os.link(self.store.file_path(f), deps / f.filename)
         return deps
-
-    @contextlib.contextmanager
-    def _exclusive(self, key: str) -> Iterator[None]:
-        with self.store.lock_path(key).open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- dry run ---------------------------------------------------------------------------
     def _dry(self, step: Step) -> Outcome:

@@ -67,21 +67,12 @@ def best_stored(store: Store, project: str, version: str, target: Target) -> Sto
     """The store's most preferred wheel for this release on this target, if any."""
     ranked = []
     for f in store.releases(project, version):
-        if f.kind is not Kind.WHEEL or not _admits(f.requires_python, target):
+        if f.kind is not Kind.WHEEL or not target.admits(f.requires_python):
             continue
         rank = target.tag_rank(f.tags)
         if rank is not None:
             ranked.append((rank, f.filename, f))
     return min(ranked, key=lambda r: (r[0], r[1]))[2] if ranked else None
-
-
-def _admits(requires_python: str | None, target: Target) -> bool:
-    if not requires_python:
-        return True
-    try:
-        return SpecifierSet(requires_python).contains(target.version_string, prereleases=True)
-    except ValueError:
-        return True
 
 
 def _hash_ok(candidate: Candidate, hashes: Collection[str]) -> bool:
@@ -112,7 +103,7 @@ def choose(
     release = [c for c in candidates() if c.version == version]
     usable = [
         c for c in release
-        if _hash_ok(c, pin.hashes) and c.admits_python(target.version_string)
+        if _hash_ok(c, pin.hashes) and target.admits(c.requires_python)
     ]
     wheels = []
     for c in usable:
@@ -156,7 +147,7 @@ def newest_version(
     """The newest version that satisfies ``specifier`` and has a file usable on ``target``."""
     usable: set[Version] = set()
     for c in candidates:
-        if c.yanked is not None or not c.admits_python(target.version_string):
+        if c.yanked is not None or not target.admits(c.requires_python):
             continue
         if c.kind is Kind.WHEEL and target.tag_rank(c.tags) is None:
             continue

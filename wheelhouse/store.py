@@ -257,8 +257,7 @@ class Store:
                 pass
             # Processes opening a new store at once would race to switch it to WAL (which
             # takes an exclusive lock and does not wait); one at a time, under a file lock.
-            with (self.root / "locks" / "catalogue.lock").open("a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+            with file_lock(self.root / "locks" / "catalogue.lock"):
                 db = self._db
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(_SCHEMA)
@@ -509,6 +508,17 @@ class Store:
                     p.unlink()
                     removed += 1
         return removed
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), across processes."""
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:

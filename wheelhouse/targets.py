@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from packaging import tags as pt
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from wheelhouse.errors import TargetError
 
@@ -140,6 +141,18 @@ class Target:
             "python_version": version,
             "sys_platform": "linux",
         }
+
+    def admits(self, requires_python: str | None) -> bool:
+        """Whether a file's Requires-Python lets this target's interpreter install it.
+
+        Unparseable values are ignored, as pip ignores them.
+        """
+        if not requires_python:
+            return True
+        try:
+            return SpecifierSet(requires_python).contains(self.version_string, prereleases=True)
+        except InvalidSpecifier:
+            return True
 
     @property
     def version_string(self) -> str:

@@ -17,7 +17,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import requests
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidSdistFilename,
@@ -57,14 +56,6 @@ class Candidate:
     yanked: str | None
     #: the index or find-links location it was listed by.
     source: str
-
-    def admits_python(self, version: str) -> bool:
-        if not self.requires_python:
-            return True
-        try:
-            return SpecifierSet(self.requires_python).contains(version, prereleases=True)
-        except InvalidSpecifier:
-            return True  # pip ignores unparseable Requires-Python; so do we
 
 
 def candidate_from(

@@ -8,7 +8,6 @@ libc family and architecture are this machine's own can be built here.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import sys
@@ -25,6 +24,7 @@ from wheelhouse.build import BuildFailed, BuiltWheel
 from wheelhouse.build.runner import LocalRunner, Runner
 from wheelhouse.config import PackageSettings
 from wheelhouse.repair import RepairFailed, is_pure, parse_show, run_repair, show_command
+from wheelhouse.store import file_lock
 from wheelhouse.targets import Target, host_platform
 
 #: a fixed timestamp for reproducible archives (the zip format cannot go before 1980).
@@ -140,8 +140,7 @@ def fixed_build_dir(sdist: Path, target: Target) -> Iterator[Path]:
     root.mkdir(exist_ok=True)
     stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
     path = root / f"{stem}-{target.identifier}"
-    with (root / f"{path.name}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(root / f"{path.name}.lock"):
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir()
         try:
