@@ -164,18 +164,23 @@ def make_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
-# Tests that need the network, a container engine or emulation skip with a reason where those
-# are missing; in CI (CI=true) such a skip is a failure, so a green CI proves they ran.
-_MUST_RUN_IN_CI = {"network", "container", "emulation"}
+# Tests that need the network, a container engine, emulation, nginx or granian skip with a
+# reason where those are missing. In CI (CI=true) .ci/run provides all of them, so any skip
+# there is a failure, at collection (module-level skips) or run time: a green CI proves every
+# test ran.
+def _ci_refuses_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {report.longrepr}"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail"):
-        marks = {m.name for m in item.iter_markers()} & _MUST_RUN_IN_CI
-        if marks:
-            report.outcome = "failed"
-            report.longrepr = (f"skipped in CI, but tests marked {sorted(marks)} must run "
-                               f"there: {report.longrepr}")
+    _ci_refuses_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _ci_refuses_skip(outcome.get_result())  # type: ignore[attr-defined]
