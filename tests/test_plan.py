@@ -84,7 +84,7 @@ def test_present_needs_no_candidates(tmp_path: Path) -> None:
     def boom() -> list[Candidate]:
         raise AssertionError("a warm store must not read the upstream")
 
-    assert choose(pin(), T, stored=stored, candidates=boom).action is Action.PRESENT
+    assert choose(pin(), T, stored=stored, candidates=boom).action is Action.KEEP
 
 
 def test_newest_version_respects_target_and_yanks() -> None:

@@ -119,45 +119,28 @@ def build(
     Fitting wheels are fetched from the upstream index; the rest are built from sdists and
     repaired with auditwheel. Unchanged inputs with a complete store do nothing.
     """
-    from wheelhouse.pipeline import BuildOptions, make_pipeline
+    from wheelhouse.config import build_options
+    from wheelhouse.pipeline import Pipeline
+    from wheelhouse.report import PlainProgress, print_summary
     from wheelhouse.requirements import parse_requirements
-    from wheelhouse.store import Store
-    from wheelhouse.targets import host_target, parse_target
 
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = _settings(ctx, store=store, targets=targets, index_url=index_url, jobs=jobs,
                          retry_failed=retry_failed)
-    target_list = [parse_target(t) for t in settings.targets] or [host_target()]
+    options = build_options(settings, dry_run=dry_run, upgrade=upgrade)
     reqs = parse_requirements(*requirements)
-    options = BuildOptions(dry_run=dry_run, retry_failed=settings.retry_failed, upgrade=upgrade)
-    cleanup = contextlib.ExitStack()
-    store_obj = _dry_run_store(settings.store, cleanup) if dry_run else Store(settings.store)
-    pipeline = make_pipeline(settings=settings, store=store_obj, reqs=reqs, options=options,
-                             report=click.echo)
-    cleanup.callback(pipeline.close)
-    with cleanup:
-        names = ", ".join(str(t) for t in target_list)
+    with contextlib.ExitStack() as cleanup:
+        store_obj, ledger = _open_store(settings.store, dry_run, cleanup)
+        progress = PlainProgress(click.echo, ledger_root=store_obj.root)
+        pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, reqs=reqs,
+                            progress=progress)
+        cleanup.callback(pipeline.close)
+        names = ", ".join(str(t) for t in options.targets)
         click.echo(f"{'Planning' if dry_run else 'Building'} {len(reqs.requirements)} "
                    f"requirements for {names} into {settings.store}")
-        summary = pipeline.run(reqs, target_list)
-    for result in summary.results:
-        if result.cached:
-            click.echo(f"{result.target}: nothing to do: all {len(result.outcomes)} files are "
-                       "in the store (no downloads, no builds)")
-            continue
-        for problem in result.problems:
-            click.echo(f"  problem  {problem}", err=True)
-        if dry_run:
-            continue
-        present, fetched, built = (result.count(s) for s in ("present", "fetched", "built"))
-        failed = result.count("failed") + result.count("missing")
-        if not fetched and not built and not failed:
-            click.echo(f"{result.target}: nothing to do: all {present} files are in the store "
-                       "(no downloads, no builds)")
-        else:
-            click.echo(f"{result.target}: {fetched} fetched, {built} built, {present} already "
-                       f"present, {failed} failed")
+        result = pipeline.run()
+    print_summary(result, dry_run=dry_run, echo=click.echo)
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return
@@ -165,14 +148,15 @@ def build(
         # Publish what did build even when some pins failed: other runners can use it.
         from wheelhouse.publish import publish_missing
 
-        wanted = sorted({o.filename for r in summary.results for o in r.outcomes if o.filename})
-        report = publish_missing(store_obj, wanted, publish_url,
+        report = publish_missing(store_obj, result.filenames, publish_url,
                                  os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None,
                                  report=click.echo)
         click.echo(f"published to {publish_url}: {len(report.uploaded)} uploaded, "
                    f"{len(report.present)} already there")
-    if not summary.ok:
-        builds_failed = summary.count("failed")
+    if not result.ok:
+        from wheelhouse.execute import Status
+
+        builds_failed = result.count(Status.FAILED)
         if builds_failed:
             raise BuildError(
                 f"{builds_failed} pin(s) could not be built or fetched; everything else was "
@@ -186,16 +170,20 @@ def build(
         )
 
 
-def _dry_run_store(path: Path, cleanup: contextlib.ExitStack) -> Any:
-    """The real store read-only if it exists; otherwise an empty one in a temporary place."""
+def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tuple[Any, Any]:
+    """The store and its ledger. A dry run opens both read-only if they exist, otherwise an
+    empty store in a temporary place: it never creates or changes the real one."""
     import tempfile
 
+    from wheelhouse.ledger import Ledger
     from wheelhouse.store import Store
 
+    if not dry_run:
+        return Store(path), Ledger(path)
     if (path / "catalogue.sqlite3").is_file():
-        return Store(path, readonly=True)
-    tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-"))
-    return Store(Path(tmp))
+        return Store(path, readonly=True), Ledger(path, readonly=True)
+    tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
+    return Store(tmp), Ledger(tmp)
 
 
 @cli.command(epilog=SERVE_EXAMPLES)
@@ -278,14 +266,13 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
     "native" builds run on this machine with no container; the others run in a container
     of the target's platform, under QEMU emulation where the architecture is foreign.
     """
-    from wheelhouse.pipeline import Builders, Sources
-    from wheelhouse.requirements import RequirementSet
+    from wheelhouse.build import Builders
     from wheelhouse.targets import host_platform, host_target, known_targets
 
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = _settings(ctx)
-    builders = Builders(settings, Sources.resolve(settings, RequirementSet(requirements=())))
+    builders = Builders(settings, index_url=settings.index_url, build_env={})
     default = host_target() if host_platform() is not None else None
     rows = []
     for t in ([default] if default else []) + known_targets():
@@ -311,6 +298,7 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
 def list_(ctx: click.Context, project: str | None, store: Path | None,
           config_file: Path | None, failures: bool, as_json: bool) -> None:
     """List what the store holds (optionally for one PROJECT), with origin and size."""
+    from wheelhouse.ledger import Ledger, failure_json
     from wheelhouse.store import Store
 
     if config_file is not None:
@@ -318,9 +306,9 @@ def list_(ctx: click.Context, project: str | None, store: Path | None,
     settings = _settings(ctx, store=store)
     st = Store(settings.store, readonly=True)
     if failures:
-        fails = st.failures()
+        fails = Ledger(settings.store, readonly=True).failures()
         if as_json:
-            click.echo(json.dumps([f.__dict__ for f in fails], indent=2))
+            click.echo(json.dumps([failure_json(f) for f in fails], indent=2))
         for failure in [] if as_json else fails:
             click.echo(f"{failure.project}=={failure.version} {failure.target}: "
                        f"{failure.message} (log: {failure.log})")

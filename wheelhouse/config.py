@@ -14,11 +14,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wheelhouse.targets import Target
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 
@@ -74,6 +77,31 @@ class Settings:
 
     def package(self, name: str) -> PackageSettings:
         return self.packages.get(canonicalize_name(name), PackageSettings())
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """What one ``wheelhouse build`` run does: the settings, the parsed targets and the
+    run's own flags. Made once by the CLI (``build_options``), read by the pipeline."""
+
+    settings: Settings
+    targets: tuple[Target, ...]
+    dry_run: bool = False
+    #: re-resolve unpinned input instead of reusing the last lock and plan.
+    upgrade: bool = False
+
+    @property
+    def retry_failed(self) -> bool:
+        return self.settings.retry_failed
+
+
+def build_options(settings: Settings, *, dry_run: bool = False, upgrade: bool = False
+                  ) -> BuildOptions:
+    """The settings' targets parsed (the host's own target when none is named)."""
+    from wheelhouse.targets import host_target, parse_target
+
+    targets = tuple(parse_target(t) for t in settings.targets) or (host_target(),)
+    return BuildOptions(settings=settings, targets=targets, dry_run=dry_run, upgrade=upgrade)
 
 
 # -- the schema: key in files → (field name, converter) ---------------------------------------

@@ -25,8 +25,9 @@ from typing import IO
 import requests
 
 from wheelhouse import __version__
+from wheelhouse.distributions import read_wheel_metadata
 from wheelhouse.errors import UpstreamError, WheelhouseError
-from wheelhouse.store import Kind, Store, StoredFile, read_wheel_metadata
+from wheelhouse.store import Kind, Store, StoredFile
 from wheelhouse.upstream import parse_html_links, parse_json_page
 
 _ACCEPT = (

@@ -241,6 +241,21 @@ class Upstream:
             self._flat = flat
         return flat
 
+    def metadata(self, cand: Candidate) -> bytes:
+        """A wheel's METADATA. (Interim: reads local files directly, downloads others to a
+        temporary file; to be replaced by PEP 658 and range reads.)"""
+        import tempfile
+
+        from wheelhouse.distributions import read_wheel_metadata
+
+        local = local_path(cand.url)
+        if local is not None:
+            return read_wheel_metadata(local, cand.filename)
+        with tempfile.TemporaryDirectory(prefix="wheelhouse-meta-") as tmp:
+            dest = Path(tmp) / cand.filename
+            self.download(cand, dest)
+            return read_wheel_metadata(dest, cand.filename)
+
     # -- downloading -----------------------------------------------------------------------
     def download(self, cand: Candidate, dest: Path) -> str:
         """Write the file to ``dest``; returns its sha256, checked against the listing's."""
@@ -292,3 +307,10 @@ def _session() -> requests.Session:
     session.mount("http://", adapter)
     session.headers["User-Agent"] = f"wheelhouse/{__version__}"
     return session
+
+
+def local_path(url: str) -> Path | None:
+    """The file behind a ``file:`` URL (find-links directories, local indexes), else None."""
+    if not url.startswith("file:"):
+        return None
+    return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))

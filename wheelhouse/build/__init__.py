@@ -1,35 +1,21 @@
 """Turning an sdist into a repaired wheel for one target.
 
-A ``Builder`` knows where builds for a target run (this machine, or a container of the target's
-platform) and does the build and the auditwheel repair there. The orchestration of a whole
-requirements set (what to fetch, what to build, publishing) lives in ``wheelhouse.pipeline``.
+A ``Builder`` knows where builds for a target run (this machine: ``local``; a container of the
+target's platform: ``container``) and runs the one recipe (``recipe``) there, repairing with
+auditwheel (``repair``). ``Builders`` picks the builder for each target. What to build and
+when is decided elsewhere (``wheelhouse.plan``); this package only builds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
-from wheelhouse.config import PackageSettings
+from wheelhouse.build.errors import BuildFailed
+from wheelhouse.build.recipe import BuiltWheel
+from wheelhouse.config import PackageSettings, Settings
 from wheelhouse.targets import Target
-
-
-class BuildFailed(Exception):
-    """A build did not produce a fitting wheel; the message says why, the log says more."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuiltWheel:
-    wheel: Path
-    grafted: tuple[str, ...] = ()
-    report: Mapping[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 class Builder(Protocol):
@@ -47,15 +33,8 @@ class Builder(Protocol):
         ...
 
     def build(
-        self,
-        sdist: Path,
-        *,
-        target: Target,
-        settings: PackageSettings,
-        work_dir: Path,
-        log: IO[str],
-        timeout: float,
-        build_deps: Path | None = None,
+        self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
+        log: IO[str], timeout: float, build_deps: Path | None = None,
     ) -> BuiltWheel:
         """Build and repair; return a wheel inside ``work_dir``, or raise BuildFailed.
 
@@ -67,3 +46,56 @@ class Builder(Protocol):
     def close(self) -> None:
         """Release what the builder holds (containers)."""
         ...
+
+
+class Builders:
+    """Which builder serves a target: an image configured for its platform → that container;
+    else this machine when it is the target's platform; else the family's default image."""
+
+    def __init__(self, settings: Settings, *, build_env: Mapping[str, str],
+                 index_url: str | None) -> None:
+        from wheelhouse.build.local import LocalBuilder
+
+        self.local = LocalBuilder(build_env=build_env)
+        self.settings = settings
+        self.index_url = index_url
+        self._container: Builder | None = None
+
+    def container(self) -> Builder:
+        if self._container is None:
+            from wheelhouse.build.container import ContainerBuilder, passthrough_environment
+            from wheelhouse.build.engine import ContainerOptions
+
+            s = self.settings
+            options = ContainerOptions(
+                engine=s.engine, network=s.builder_network, memory=s.builder_memory,
+                cpus=s.builder_cpus, ca_bundle=s.ca_bundle,
+                index_url=self.index_url if s.builder_network == "host" else None,
+                passthrough_env=passthrough_environment(),
+            )
+            self._container = ContainerBuilder(images=self.images(), options=options)
+        return self._container
+
+    def images(self) -> dict[str, str]:
+        from wheelhouse.targets import ARCHS, FAMILIES
+
+        defaults = {f"{fam}_{arch}": info.default_image.format(arch=arch)
+                    for fam, info in FAMILIES.items() for arch in ARCHS}
+        return defaults | dict(self.settings.images)
+
+    def __call__(self, target: Target) -> Builder:
+        from wheelhouse.build.local import LocalBuilder
+
+        if target.platform not in self.settings.images and LocalBuilder.can_build(target):
+            return self.local
+        return self.container()
+
+    def describe(self, target: Target) -> str:
+        return self(target).describe(target)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+
+
+__all__: Sequence[str] = ["BuildFailed", "Builder", "Builders", "BuiltWheel"]

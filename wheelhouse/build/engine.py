@@ -1,0 +1,189 @@
+"""The container engine as wheelhouse uses it: checks that it (and emulation for a foreign
+architecture) works, and one long-lived container driven through ``exec``, ``cp`` and a Runner.
+
+Every failure of the engine is an ``EngineError`` that names the fix.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+from wheelhouse.build.runner import Completed, LocalRunner
+from wheelhouse.errors import EngineError
+
+#: where the CA bundle appears inside build containers.
+CONTAINER_CA = "/etc/wheelhouse/ca-bundle.crt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerOptions:
+    engine: str = "docker"
+    network: Literal["none", "host"] = "none"
+    memory: str | None = "4g"
+    cpus: float | None = None
+    ca_bundle: Path | None = None
+    #: the index builds use when network is "host" (None: only the copied-in wheels).
+    index_url: str | None = None
+    passthrough_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def host_arch() -> str:
+    machine = platform.machine()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine.lower(), machine)
+
+
+def check_engine(engine: str) -> None:
+    try:
+        done = subprocess.run([engine, "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except FileNotFoundError:
+        raise EngineError(
+            f"no container engine: {engine!r} is not installed",
+            hint="install Docker (Debian: apt-get install docker.io) and start it; "
+            ".ci/engine in this repository does both; targets for this machine's own "
+            "platform build without one",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"{engine} info did not answer within 30 s",
+                          hint="is the daemon hung? restart it") from None
+    if done.returncode != 0:
+        raise EngineError(
+            f"the {engine} engine is not running: {done.stderr.strip().splitlines()[-1:]}",
+            hint="start the daemon (e.g. `dockerd --bridge=none --iptables=false &`, as "
+            ".ci/engine does) and check `docker info`",
+        )
+
+
+def check_emulation(arch: str) -> None:
+    """A foreign-architecture target needs a binfmt_misc handler for that architecture."""
+    if arch == host_arch():
+        return
+    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{arch}"
+    try:
+        enabled = entry.read_text().splitlines()[0].strip() == "enabled"
+    except (OSError, IndexError):
+        enabled = False
+    if not enabled:
+        raise EngineError(
+            f"{arch} targets run under emulation, and no binfmt_misc handler for {arch} is "
+            f"registered on this {host_arch()} machine",
+            hint="install qemu-user-static and register it with the F flag (Debian: "
+            "apt-get install qemu-user-static binfmt-support; or run .ci/engine)",
+        )
+
+
+def image_exists(engine: str, image: str) -> str:
+    """The image's id; raises EngineError with the fix when the image is not present."""
+    done = subprocess.run([engine, "image", "inspect", "--format", "{{.Id}}", image],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EngineError(
+            f"the builder image {image} is not available to {engine}",
+            hint=f"`{engine} pull {image}`, or where no registry is reachable run "
+            "builders/bootstrap and pass the config it prints with --config",
+        )
+    return done.stdout.strip()
+
+
+class Container:
+    """One running container of an image, used through ``exec``; removed on ``close``."""
+
+    def __init__(self, *, image: str, options: ContainerOptions, label: str) -> None:
+        self.image = image
+        self.options = options
+        self.engine = options.engine
+        self.name = f"wheelhouse-{label}-{uuid.uuid4().hex[:8]}"
+        cmd = [self.engine, "create", "--pull=never", "--name", self.name,
+               "--network", options.network, "--label", "org.wheelhouse.builder=1"]
+        if options.memory:
+            cmd += ["--memory", options.memory]
+        if options.cpus:
+            cmd += ["--cpus", str(options.cpus)]
+        if options.ca_bundle is not None:
+            cmd += ["--volume", f"{options.ca_bundle.resolve()}:{CONTAINER_CA}:ro"]
+        cmd += [image, "sh", "-c", "while sleep 3600; do :; done"]
+        self._run(cmd, what=f"create a container from {image}")
+        self._run([self.engine, "start", self.name], what=f"start {self.name}")
+
+    def _run(self, cmd: Sequence[str], *, what: str) -> str:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise EngineError(f"cannot {what}: {done.stderr.strip()}")
+        return done.stdout
+
+    def exec_output(self, script: str) -> str:
+        return self._run([self.engine, "exec", self.name, "sh", "-c", script],
+                         what=f"run {script!r} in {self.name}")
+
+    def copy_in(self, src: Path, dest: str) -> None:
+        self._run([self.engine, "cp", str(src), f"{self.name}:{dest}"],
+                  what=f"copy {src.name} into {self.name}")
+
+    def copy_out(self, src: str, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        self._run([self.engine, "cp", f"{self.name}:{src}/.", str(dest)],
+                  what=f"copy {src} out of {self.name}")
+
+    def close(self) -> None:
+        subprocess.run([self.engine, "rm", "-f", self.name], capture_output=True, check=False)
+
+
+class ContainerRunner:
+    """A Runner that executes inside a container. The time limit is enforced inside (with
+    ``timeout``) and, should that fail, by removing the container."""
+
+    def __init__(self, container: Container, base_env: Mapping[str, str]) -> None:
+        self.container = container
+        self.base_env = dict(base_env)
+        self.local = LocalRunner()
+
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        log: IO[str] | None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float | None = None,
+    ) -> Completed:
+        full = [self.container.engine, "exec"]
+        for key, value in {**self.base_env, **(env or {})}.items():
+            full += ["-e", f"{key}={value}"]
+        if cwd is not None:
+            full += ["-w", str(cwd)]
+        full.append(self.container.name)
+        inner = list(cmd)
+        if timeout is not None:
+            inner = ["timeout", "-s", "KILL", str(int(timeout)), *inner]
+        full += inner
+        # A little grace beyond the inner limit, for the engine itself.
+        done = self.local.run(full, log=log, timeout=None if timeout is None else timeout + 30)
+        if done.returncode == 137 and timeout is not None and done.seconds >= timeout - 1:
+            return Completed(returncode=done.returncode, timed_out=True, seconds=done.seconds,
+                             output=done.output)
+        if done.timed_out:
+            self.container.close()
+        return done
+
+
+def prune_stopped(engine: str) -> None:
+    """Remove stopped builder containers left by a wheelhouse process that was killed.
+
+    Only stopped ones: running builder containers may belong to a concurrent run.
+    """
+    subprocess.run([engine, "container", "prune", "--force", "--filter",
+                    "label=org.wheelhouse.builder=1"], capture_output=True, check=False)
+
+
+def image_label(engine: str, image: str, label: str) -> str | None:
+    fmt = "{{index .Config.Labels " + f'"{label}"' + "}}"
+    done = subprocess.run([engine, "image", "inspect", "--format", fmt, image],
+                          capture_output=True, text=True, check=False)
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and value and value != "<no value>" else None

@@ -1,0 +1,134 @@
+"""The one build recipe: sdist → ``python -m build --wheel`` → exactly one wheel → pure, or
+``auditwheel show`` + ``repair`` → exactly one repaired wheel that fits the target.
+
+It runs through a ``Runner`` (this machine, or ``exec`` in a container) over a ``Workspace``
+(where the build's files are as the runner sees them, and how wheels come back to this
+machine), so the local and the container builder share every step and every error message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from wheelhouse.build.errors import BuildFailed
+from wheelhouse.build.repair import (
+    check_fits,
+    grafted_libraries,
+    is_pure,
+    parse_show,
+    repair_command,
+    show_command,
+)
+from wheelhouse.build.runner import Runner
+from wheelhouse.config import PackageSettings
+from wheelhouse.targets import Target
+
+#: a fixed timestamp for reproducible archives (the zip format cannot go before 1980).
+SOURCE_DATE_EPOCH = "315532800"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuiltWheel:
+    wheel: Path
+    grafted: tuple[str, ...] = ()
+    report: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paths:
+    """Where the build's files are, as the runner sees them."""
+
+    source: str
+    #: a directory of wheels for the build requirements (hermetic builds), or None.
+    deps: str | None
+    dist: str
+    repaired: str
+
+
+class Workspace(Protocol):
+    def open(self, sdist: Path, build_deps: Path | None) -> contextlib.AbstractContextManager[
+            Paths]:
+        """Unpack the sdist (and place the build requirements) where the runner builds."""
+        ...
+
+    def collect(self, directory: str, into: Path) -> list[Path]:
+        """The wheels in the runner's ``directory``, as files on this machine under ``into``."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """One build's fixed inputs besides the sdist."""
+
+    runner: Runner
+    workspace: Workspace
+    #: the interpreter that builds, as the runner sees it.
+    python: str
+    env: Mapping[str, str]
+    #: where the build runs, for messages ("in IMAGE"; "" for this machine).
+    where: str = ""
+
+
+def build_wheel(
+    recipe: Recipe, sdist: Path, *, target: Target, package: PackageSettings, work_dir: Path,
+    log: IO[str], timeout: float, build_deps: Path | None = None,
+) -> BuiltWheel:
+    """Build and repair ``sdist`` for ``target``; the wheel is returned inside ``work_dir``.
+
+    With ``build_deps`` (a directory of wheels for the build requirements) the build installs
+    its requirements from there only; without, from whatever index the environment names.
+    Raises BuildFailed with the reason; the log has the details.
+    """
+    with recipe.workspace.open(sdist, build_deps) as paths:
+        env = {**recipe.env, **package.environment, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+        if paths.deps is not None:
+            env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": paths.deps}
+        return _build(recipe, paths, env, sdist=sdist, target=target, package=package,
+                      work_dir=work_dir, log=log, timeout=timeout)
+
+
+def _build(
+    recipe: Recipe, paths: Paths, env: Mapping[str, str], *, sdist: Path, target: Target,
+    package: PackageSettings, work_dir: Path, log: IO[str], timeout: float,
+) -> BuiltWheel:
+    where = f" {recipe.where}" if recipe.where else ""
+    done = recipe.runner.run(
+        [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist, paths.source],
+        log=log, env=env, timeout=timeout,
+    )
+    if done.timed_out:
+        raise BuildFailed(f"the build did not finish within {timeout:.0f} s", timed_out=True)
+    if done.returncode != 0:
+        raise BuildFailed(f"the build failed{where} (exit {done.returncode})")
+    built = _one(recipe.workspace.collect(paths.dist, work_dir / "dist"), "the build")
+    if is_pure(built):
+        log.write(f"{built.name} is pure Python; no repair needed\n")
+        return BuiltWheel(wheel=built, seconds=done.seconds)
+    inner = f"{paths.dist}/{built.name}"
+    shown = recipe.runner.run(show_command(recipe.python, inner), log=None, env=env,
+                              timeout=timeout)
+    repair = recipe.runner.run(
+        repair_command(recipe.python, inner, paths.repaired, package.auditwheel_exclude),
+        log=log, env=env, timeout=timeout,
+    )
+    if repair.timed_out:
+        raise BuildFailed("auditwheel repair did not finish within the time limit",
+                          timed_out=True)
+    if repair.returncode != 0:
+        raise BuildFailed(f"auditwheel repair failed (exit {repair.returncode}); see the log")
+    repaired = _one(recipe.workspace.collect(paths.repaired, work_dir / "repaired"),
+                    "auditwheel repair")
+    check_fits(repaired, target)
+    return BuiltWheel(wheel=repaired, grafted=grafted_libraries(repaired),
+                      report=parse_show(shown.output), seconds=done.seconds)
+
+
+def _one(wheels: list[Path], what: str) -> Path:
+    if len(wheels) != 1:
+        raise BuildFailed(f"{what} produced {len(wheels)} wheels, expected one")
+    return wheels[0]

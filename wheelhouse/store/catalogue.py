@@ -1,0 +1,128 @@
+"""The catalogue: one row per published file in ``catalogue.sqlite3``, and the generation
+counter readers poll to learn that something changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, canonicalize_name
+
+from wheelhouse.errors import StoreError
+from wheelhouse.store.db import Database, Row, Transaction
+from wheelhouse.store.model import Kind, Origin, StoredFile
+
+FILENAME = "catalogue.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    filename        TEXT PRIMARY KEY,
+    project         TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    tags            TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    upload_time     TEXT NOT NULL,
+    requires_python TEXT,
+    metadata_sha256 TEXT,
+    yanked          TEXT,
+    origin          TEXT NOT NULL,
+    provenance      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_project ON files (project, version);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+"""
+
+
+class Catalogue:
+    """Reads and writes the rows; knows nothing about the files on disk."""
+
+    def __init__(self, root: Path, *, readonly: bool) -> None:
+        self.db = Database(root / FILENAME, schema=_SCHEMA, readonly=readonly,
+                           what="catalogue")
+
+    def create(self) -> None:
+        self.db.create()
+
+    def check_complete(self, root: Path) -> None:
+        """A catalogue whose creator was killed before the schema was written is refused
+        with a message, never a traceback at the first query."""
+        if not self.db.has_table("files") or not self.db.has_table("meta"):
+            raise StoreError(
+                f"the store at {root} was left half-created (its catalogue has no tables)",
+                hint="run `wheelhouse build` (or any command that writes to the store) once to "
+                "complete it, or delete the directory if it holds nothing",
+            )
+
+    def generation(self) -> int:
+        row = self.db.one("SELECT value FROM meta WHERE key='generation'")
+        return int(row[0]) if row else 0
+
+    def projects(self) -> list[NormalizedName]:
+        rows = self.db.query("SELECT DISTINCT project FROM files ORDER BY project")
+        return [NormalizedName(r[0]) for r in rows]
+
+    def files(self, project: str | None = None) -> list[StoredFile]:
+        if project is None:
+            rows = self.db.query("SELECT * FROM files ORDER BY project, filename")
+        else:
+            rows = self.db.query("SELECT * FROM files WHERE project=? ORDER BY filename",
+                                 (canonicalize_name(project),))
+        return [_row_to_file(r) for r in rows]
+
+    def get(self, filename: str) -> StoredFile | None:
+        row = self.db.one("SELECT * FROM files WHERE filename=?", (filename,))
+        return _row_to_file(row) if row else None
+
+
+def existing(tx: Transaction, filename: str) -> StoredFile | None:
+    row = tx.one("SELECT * FROM files WHERE filename=?", (filename,))
+    return _row_to_file(row) if row else None
+
+
+def insert(tx: Transaction, f: StoredFile) -> None:
+    tx.execute("INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _file_to_row(f))
+    bump_generation(tx)
+
+
+def bump_generation(tx: Transaction) -> None:
+    tx.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'")
+
+
+def set_yanked(tx: Transaction, filename: str, reason: str | None) -> bool:
+    changed = tx.execute("UPDATE files SET yanked=? WHERE filename=?", (reason, filename))
+    if changed:
+        bump_generation(tx)
+    return changed > 0
+
+
+def _row_to_file(row: Row) -> StoredFile:
+    tags = frozenset(Tag(*t.split("-")) for t in row["tags"].split(",") if t)
+    return StoredFile(
+        filename=row["filename"],
+        project=NormalizedName(row["project"]),
+        version=row["version"],
+        kind=Kind(row["kind"]),
+        tags=tags,
+        sha256=row["sha256"],
+        size=row["size"],
+        upload_time=row["upload_time"],
+        requires_python=row["requires_python"],
+        metadata_sha256=row["metadata_sha256"],
+        yanked=row["yanked"],
+        origin=Origin(row["origin"]),
+        provenance=json.loads(row["provenance"]),
+    )
+
+
+def _file_to_row(f: StoredFile) -> tuple[Any, ...]:
+    return (
+        f.filename, f.project, f.version, f.kind.value,
+        ",".join(sorted(str(t) for t in f.tags)),
+        f.sha256, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked,
+        f.origin.value, json.dumps(dict(f.provenance), sort_keys=True),
+    )
