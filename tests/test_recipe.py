@@ -1,0 +1,157 @@
+"""The build recipe's error paths, with a fake runner and a workspace in a temporary directory:
+no compiler, no auditwheel, no engine. The real runners are proven by the end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from wheelhouse.build.errors import BuildFailed
+from wheelhouse.build.recipe import Paths, Recipe, build_wheel
+from wheelhouse.build.runner import Completed
+from wheelhouse.config import PackageSettings
+from wheelhouse.targets import parse_target
+
+TARGET = parse_target("cp311-manylinux_x86_64")
+LINUX = "demo-1.0-cp311-cp311-linux_x86_64.whl"
+REPAIRED = "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+
+
+def wheel(path: Path, libs: Sequence[str] = ()) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("demo/__init__.py", "")
+        for lib in libs:
+            zf.writestr(f"demo.libs/{lib}", "")
+
+
+@dataclass
+class FakeRunner:
+    """Answers the recipe's commands by exit code and by the wheels it 'produces'."""
+
+    build_rc: int = 0
+    build_outputs: tuple[str, ...] = (LINUX,)
+    repair_rc: int = 0
+    repair_outputs: tuple[str, ...] = (REPAIRED,)
+    timeout_on: str | None = None
+    commands: list[list[str]] = field(default_factory=list)
+    envs: list[dict[str, str]] = field(default_factory=list)
+
+    def run(self, cmd: Sequence[str], *, log: IO[str] | None,
+            env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float | None = None) -> Completed:
+        self.commands.append(list(cmd))
+        self.envs.append(dict(env or {}))
+        step = "build" if "build" in cmd else cmd[3] if "auditwheel" in cmd else "?"
+        if step == self.timeout_on:
+            return Completed(returncode=-9, timed_out=True, seconds=timeout or 0)
+        if step == "build":
+            out = Path(cmd[cmd.index("--outdir") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            for name in self.build_outputs:
+                wheel(out / name)
+            return Completed(returncode=self.build_rc, timed_out=False, seconds=1.5)
+        if step == "show":
+            return Completed(returncode=0, timed_out=False, seconds=0.1,
+                             output='{"policy": "manylinux_2_17_x86_64"}')
+        if step == "repair":
+            out = Path(cmd[cmd.index("-w") + 1])
+            out.mkdir(parents=True, exist_ok=True)
+            for name in self.repair_outputs:
+                wheel(out / name, libs=["libfoo-1234.so.1"])
+            return Completed(returncode=self.repair_rc, timed_out=False, seconds=0.2)
+        raise AssertionError(f"unexpected command {cmd}")
+
+
+class DirWorkspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextlib.contextmanager
+    def open(self, sdist: Path, build_deps: Path | None) -> Iterator[Paths]:
+        yield Paths(source=str(self.root / "src"),
+                    deps=str(build_deps) if build_deps is not None else None,
+                    dist=str(self.root / "dist"), repaired=str(self.root / "repaired"))
+
+    def collect(self, directory: str, into: Path) -> list[Path]:
+        into.mkdir(parents=True, exist_ok=True)
+        for w in Path(directory).glob("*.whl"):
+            shutil.copyfile(w, into / w.name)
+        return sorted(into.glob("*.whl"))
+
+
+def build(tmp_path: Path, runner: FakeRunner, *, deps: Path | None = None,
+          package: PackageSettings | None = None) -> tuple[Path, str]:
+    recipe = Recipe(runner=runner, workspace=DirWorkspace(tmp_path / "ws"), python="python3",
+                    env={"PATH": "/usr/bin"}, where="in some-image")
+    log = io.StringIO()
+    built = build_wheel(recipe, tmp_path / "demo-1.0.tar.gz", target=TARGET,
+                        package=package or PackageSettings(), work_dir=tmp_path / "work",
+                        log=log, timeout=60, build_deps=deps)
+    return built.wheel, log.getvalue()
+
+
+def test_a_repaired_wheel_comes_back_with_its_report(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    built, _log = build(tmp_path, runner, package=PackageSettings(
+        auditwheel_exclude=("libpq.so.5",), environment={"PG_CONFIG": "/x"}))
+    assert built.name == REPAIRED and built.parent == tmp_path / "work" / "repaired"
+    repair = runner.commands[2]
+    assert repair[:5] == ["python3", "-m", "auditwheel", "repair", "--plat"]
+    assert "--exclude" in repair and "libpq.so.5" in repair
+    assert all(e["SOURCE_DATE_EPOCH"] == "315532800" and e["PG_CONFIG"] == "/x"
+               for e in runner.envs)
+
+
+def test_the_build_failing_names_where(tmp_path: Path) -> None:
+    with pytest.raises(BuildFailed, match=r"the build failed in some-image \(exit 1\)"):
+        build(tmp_path, FakeRunner(build_rc=1, build_outputs=()))
+
+
+def test_a_build_past_its_time_limit_says_so(tmp_path: Path) -> None:
+    with pytest.raises(BuildFailed, match="did not finish within 60 s") as e:
+        build(tmp_path, FakeRunner(timeout_on="build"))
+    assert e.value.timed_out
+    with pytest.raises(BuildFailed, match="auditwheel repair did not finish") as e:
+        build(tmp_path / "again", FakeRunner(timeout_on="repair"))
+    assert e.value.timed_out
+
+
+@pytest.mark.parametrize("outputs", [(), (LINUX, "demo-1.0-cp311-cp311-linux_i686.whl")])
+def test_not_exactly_one_wheel_is_an_error(tmp_path: Path, outputs: tuple[str, ...]) -> None:
+    with pytest.raises(BuildFailed, match=f"the build produced {len(outputs)} wheels"):
+        build(tmp_path, FakeRunner(build_outputs=outputs))
+
+
+def test_repair_failures(tmp_path: Path) -> None:
+    with pytest.raises(BuildFailed, match=r"auditwheel repair failed \(exit 2\)"):
+        build(tmp_path / "a", FakeRunner(repair_rc=2, repair_outputs=()))
+    with pytest.raises(BuildFailed, match="auditwheel repair produced 0 wheels"):
+        build(tmp_path / "b", FakeRunner(repair_outputs=()))
+
+
+def test_a_wheel_tagged_beyond_the_target_is_refused(tmp_path: Path) -> None:
+    too_new = "demo-1.0-cp311-cp311-manylinux_2_36_x86_64.whl"
+    with pytest.raises(BuildFailed, match="does not accept"):
+        build(tmp_path, FakeRunner(repair_outputs=(too_new,)))
+
+
+def test_a_pure_wheel_is_not_repaired(tmp_path: Path) -> None:
+    runner = FakeRunner(build_outputs=("demo-1.0-py3-none-any.whl",))
+    built, log = build(tmp_path, runner)
+    assert built.name == "demo-1.0-py3-none-any.whl"
+    assert len(runner.commands) == 1 and "no repair needed" in log
+
+
+def test_build_requirements_come_from_the_given_directory_only(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    build(tmp_path, runner, deps=tmp_path / "deps")
+    env = runner.envs[0]
+    assert env["PIP_NO_INDEX"] == "1" and env["PIP_FIND_LINKS"] == str(tmp_path / "deps")
