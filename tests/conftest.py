@@ -56,6 +56,21 @@ def build_sdist(project: str, out: Path) -> Path:
     return sdist
 
 
+def tar_sdist(project: str, version: str, out: Path, *, folder: bool = True) -> Path:
+    """An sdist made by hand from a fixture directory, for sdists pypa/build cannot make (a
+    setup script that fails, or files at the top of the archive with no project folder)."""
+    import tarfile
+
+    name = project.replace("-", "_")
+    sdist = out / f"{name}-{version}.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        for path in sorted((FIXTURES / project).rglob("*")):
+            rel = path.relative_to(FIXTURES / project)
+            tf.add(path, arcname=f"{name}-{version}/{rel}" if folder else str(rel),
+                   recursive=False)
+    return sdist
+
+
 @pytest.fixture(scope="session")
 def sdists(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A find-links directory holding the fixture sdists."""
@@ -162,6 +177,21 @@ def make_venv(path: Path) -> Path:
     """A fresh venv with the interpreter's bundled pip; returns its python."""
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True)
     return path / "bin" / "python"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_container_left_behind() -> Iterator[None]:
+    """Every builder or check container wheelhouse starts is removed, whatever the test did;
+    checked once all tests have run (where an engine exists)."""
+    yield
+    if engine_ready() is not None:
+        return
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=org.wheelhouse.builder"],
+        capture_output=True, text=True, check=False).stdout.split()
+    if left:
+        subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+    assert not left, f"{len(left)} wheelhouse container(s) were left behind"
 
 
 # Tests that need the network, a container engine, emulation, nginx or granian skip with a

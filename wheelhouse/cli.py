@@ -121,7 +121,7 @@ def build(
     """
     from wheelhouse.config import build_options
     from wheelhouse.pipeline import Pipeline
-    from wheelhouse.report import PlainProgress, print_summary
+    from wheelhouse.report import PlainProgress, print_failures, print_summary
     from wheelhouse.requirements import parse_requirements
 
     if config_file is not None:
@@ -141,6 +141,8 @@ def build(
                    f"requirements for {names} into {settings.store}")
         result = pipeline.run()
     print_summary(result, dry_run=dry_run, echo=click.echo)
+    if not dry_run:
+        print_failures(result, root=store_obj.root, echo=click.echo)
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return

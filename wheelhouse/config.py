@@ -8,14 +8,16 @@ valid key, in files and in the environment alike.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelhouse.errors import ConfigError
@@ -50,6 +52,11 @@ class PackageSettings:
     environment: Mapping[str, str] = field(default_factory=dict)
     auditwheel_exclude: tuple[str, ...] = ()
     build_from_source: bool = False
+    #: requirement specifiers that bound the build requirements (e.g. "cython<3").
+    build_constraints: tuple[str, ...] = ()
+    #: a shell command run with the new wheel installed in the target's consumer; None: the
+    #: default test (import the wheel's top-level modules); "": no test.
+    test: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,9 +81,17 @@ class Settings:
     ca_bundle: Path | None = None
     consumer_images: Mapping[str, str] = field(default_factory=dict)
     packages: Mapping[str, PackageSettings] = field(default_factory=dict)
+    #: constraints on every build's requirements (per-package ones are added to these).
+    build_constraints: tuple[str, ...] = ()
 
     def package(self, name: str) -> PackageSettings:
-        return self.packages.get(canonicalize_name(name), PackageSettings())
+        """The settings a build of ``name`` uses: its own table, plus the global build
+        constraints (which are part of a build's identity like everything here)."""
+        own = self.packages.get(canonicalize_name(name), PackageSettings())
+        if not self.build_constraints:
+            return own
+        return replace(own, build_constraints=(*self.build_constraints,
+                                               *own.build_constraints))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,11 +189,53 @@ def _str_map(key: str, v: Any) -> dict[str, str]:
     return dict(v)
 
 
+def _constraints(key: str, v: Any) -> tuple[str, ...]:
+    """A list of requirement specifiers, or the path of a constraints file (one per line,
+    ``#`` comments), relative to the file that names it."""
+    if isinstance(v, str):
+        path = Path(os.path.expanduser(v))
+        if not path.is_absolute():
+            path = _BASE.get() / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{key}: cannot read the constraints file {path}: {e}") from None
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        items = [(f"{path}:{n}", ln) for n, ln in enumerate(lines, 1) if ln]
+    elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+        items = [(key, x) for x in v]
+    else:
+        raise ConfigError(f"{key} must be a list of requirements or a file path, not {v!r}")
+    out = []
+    for where, text in items:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as e:
+            raise ConfigError(f"{where}: {text!r} is not a requirement specifier: {e}",
+                              hint="write constraints like cython<3 or setuptools<81") from None
+        if req.url or req.extras:
+            raise ConfigError(f"{where}: a constraint names a version range only, not "
+                              f"{text!r}")
+        out.append(str(req))
+    return tuple(out)
+
+
+def _test(key: str, v: Any) -> str:
+    if v is False:
+        return ""
+    if isinstance(v, str):
+        return v
+    raise ConfigError(f"{key} must be a shell command (a string) or false, not {v!r}",
+                      hint="e.g. test = \"python -c 'import yaml'\"; false skips the test")
+
+
 _PACKAGE_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "system-packages": ("system_packages", _strs),
     "environment": ("environment", _str_map),
     "auditwheel-exclude": ("auditwheel_exclude", _strs),
     "build-from-source": ("build_from_source", _bool),
+    "build-constraints": ("build_constraints", _constraints),
+    "test": ("test", _test),
 }
 
 
@@ -220,6 +277,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "ca-bundle": ("ca_bundle", _ca),
     "consumer-images": ("consumer_images", _str_map),
     "packages": ("packages", _packages),
+    "build-constraints": ("build_constraints", _constraints),
 }
 
 #: keys that make sense only in files (tables), not as one environment variable.
@@ -232,7 +290,19 @@ def _unknown(key: str, valid: Mapping[str, object], where: str) -> ConfigError:
     return ConfigError(f"unknown key {key!r} in {where}", hint=hint)
 
 
-def _from_table(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+#: the directory relative paths in the file being read are relative to.
+_BASE: contextvars.ContextVar[Path] = contextvars.ContextVar("base", default=Path("."))
+
+
+def _from_table(table: Mapping[str, Any], where: str, base: Path = Path(".")) -> dict[str, Any]:
+    token = _BASE.set(base)
+    try:
+        return _from_table_in(table, where)
+    finally:
+        _BASE.reset(token)
+
+
+def _from_table_in(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         norm = key.replace("_", "-")
@@ -265,11 +335,11 @@ def file_values(config_file: Path | None, cwd: Path) -> dict[str, Any]:
         table = data.get("tool", {}).get("wheelhouse")
         if table is None:
             table = data
-        return _from_table(table, str(config_file))
+        return _from_table(table, str(config_file), config_file.parent)
     pyproject = cwd / "pyproject.toml"
     if pyproject.is_file():
         table = _read_toml(pyproject).get("tool", {}).get("wheelhouse", {})
-        return _from_table(table, f"{pyproject} [tool.wheelhouse]")
+        return _from_table(table, f"{pyproject} [tool.wheelhouse]", cwd)
     return {}
 
 

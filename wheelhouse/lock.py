@@ -19,6 +19,14 @@ from packaging.utils import NormalizedName
 from wheelhouse.errors import ResolutionError
 from wheelhouse.requirements import RequirementSet, parse_requirements
 
+
+class LockFailed(ResolutionError):
+    """pip-compile could not lock the input; ``output`` is what it printed."""
+
+    def __init__(self, message: str, *, output: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.output = output
+
 #: pip options that would make pip-compile read sources other than the ones we pass it.
 _PIP_SOURCE_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX")
 
@@ -74,8 +82,9 @@ def lock(
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             detail = _last_error_lines(proc.stderr or proc.stdout)
-            raise ResolutionError(
+            raise LockFailed(
                 "the requirements cannot be locked (pip-compile failed):\n" + detail,
+                output=(proc.stderr or "") + (proc.stdout or ""),
                 hint="check that every named version exists on the index; "
                 "pin versions that conflict",
             )

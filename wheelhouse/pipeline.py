@@ -20,10 +20,11 @@ from packaging.utils import NormalizedName
 
 from wheelhouse import __version__
 from wheelhouse.build import Builders
+from wheelhouse.build.causes import explain
 from wheelhouse.config import BuildOptions
 from wheelhouse.execute import Executor, Outcome, Progress, Status, drive
 from wheelhouse.ledger import Ledger
-from wheelhouse.lock import lock, source_environment
+from wheelhouse.lock import LockFailed, lock, source_environment
 from wheelhouse.plan import Action, Pin, Resolver, Step, TargetPlan
 from wheelhouse.requirements import RequirementSet
 from wheelhouse.store import StoreWriter, utc_now
@@ -79,6 +80,7 @@ class TargetResult:
 @dataclass(kw_only=True)
 class RunResult:
     results: list[TargetResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -109,6 +111,8 @@ class Pipeline:
             settings=settings, store=store, ledger=ledger, upstream=self._make_upstream,
             builders=self.builders, progress=progress, retry_failed=options.retry_failed)
         self._preferred: dict[NormalizedName, str] | None = None
+        #: remarks about the whole run (not one target), for the summary.
+        self.notes: list[str] = []
         self._lock_guard = threading.Lock()
 
     def _make_upstream(self) -> Upstream:
@@ -124,7 +128,8 @@ class Pipeline:
         jobs = max(1, min(self.options.settings.jobs, len(targets)))
         # Targets run side by side (each in its own container, where they need one).
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            return RunResult(results=list(pool.map(self._run_target, targets)))
+            results = list(pool.map(self._run_target, targets))
+        return RunResult(results=results, notes=list(self.notes))
 
     # -- one target ------------------------------------------------------------------------
     def _run_target(self, target: Target) -> TargetResult:
@@ -188,9 +193,19 @@ class Pipeline:
             cached = self.ledger.cache_get(key)
             if cached is not None:
                 return {NormalizedName(k): v for k, v in cached.items()}
-        pins = lock(self.reqs, index_url=self.sources.index_url,
-                    extra_index_urls=self.sources.extra_index_urls,
-                    find_links=self.sources.find_links)
+        try:
+            pins = lock(self.reqs, index_url=self.sources.index_url,
+                        extra_index_urls=self.sources.extra_index_urls,
+                        find_links=self.sources.find_links)
+        except LockFailed as e:
+            # One sdist that cannot give its metadata must not stop every other pin: each
+            # target's closure is then resolved by our own resolver, which fails only the
+            # pins that cannot be had, each with its cause.
+            why = explain(e.output, project="", target="")
+            cause = f": {why.lines[0]}" if why.lines else ""
+            self.notes.append("locking the requirements with pip-compile failed"
+                              f"{cause}; versions are chosen per target instead")
+            return {}
         self.ledger.cache_put(key, pins)
         return pins
 

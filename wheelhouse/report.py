@@ -29,6 +29,11 @@ class PlainProgress:
         line = self.line(outcome)
         if line:
             self.echo(line)
+        if outcome.status is Status.FAILED:
+            for cause in outcome.cause:
+                self.echo(f"           {cause}")
+            if outcome.hint:
+                self.echo(f"           hint: {outcome.hint}")
 
     def line(self, outcome: Outcome) -> str | None:
         step = outcome.step
@@ -52,6 +57,8 @@ class PlainProgress:
 
 
 def print_summary(result: RunResult, *, dry_run: bool, echo: Echo) -> None:
+    for note in result.notes:
+        echo(f"note: {note}")
     for target in result.results:
         if target.cached:
             echo(f"{target.target}: nothing to do: all {len(target.outcomes)} files are in the "
@@ -75,3 +82,20 @@ def print_summary(result: RunResult, *, dry_run: bool, echo: Echo) -> None:
         else:
             echo(f"{target.target}: {fetched} fetched, {built} built, {present} already "
                  f"present, {failed} failed")
+
+
+def print_failures(result: RunResult, *, root: Path, echo: Echo) -> None:
+    """Every failed pin once more at the end, where a person looks: what, why, the fix."""
+    failed = [o for r in result.results for o in r.outcomes
+              if o.status in (Status.FAILED, Status.MISSING)]
+    if not failed:
+        return
+    echo(f"\n{len(failed)} {'pin' if len(failed) == 1 else 'pins'} failed:")
+    for o in failed:
+        echo(f"  {o.step.label} for {o.step.target}: {o.message}")
+        for cause in o.cause[:2]:
+            echo(f"      {cause}")
+        if o.hint:
+            echo(f"      hint: {o.hint}")
+        if o.log:
+            echo(f"      log: {root / o.log}")

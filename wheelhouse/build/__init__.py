@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
+from wheelhouse.build.check import CheckResult
 from wheelhouse.build.errors import BuildFailed
 from wheelhouse.build.recipe import BuiltWheel
 from wheelhouse.config import PackageSettings, Settings
@@ -41,6 +42,14 @@ class Builder(Protocol):
         ``build_deps`` is a directory of wheels that satisfy the sdist's build requirements,
         for builders whose builds have no index to install them from.
         """
+        ...
+
+    def check(
+        self, target: Target, wheel: Path, *, requirement: str, available: Sequence[Path],
+        test: str | None, timeout: float,
+    ) -> CheckResult:
+        """Install ``requirement`` from ``available`` wheels plus ``wheel`` into a clean
+        environment of the target and check it works (see ``wheelhouse.build.check``)."""
         ...
 
     def close(self) -> None:
@@ -73,7 +82,9 @@ class Builders:
                 index_url=self.index_url if s.builder_network == "host" else None,
                 passthrough_env=passthrough_environment(),
             )
-            self._container = ContainerBuilder(images=self.images(), options=options)
+            self._container = ContainerBuilder(images=self.images(),
+                                               consumer_images=self.consumer_images(),
+                                               options=options)
         return self._container
 
     def images(self) -> dict[str, str]:
@@ -82,6 +93,16 @@ class Builders:
         defaults = {f"{fam}_{arch}": info.default_image.format(arch=arch)
                     for fam, info in FAMILIES.items() for arch in ARCHS}
         return defaults | dict(self.settings.images)
+
+    def consumer_images(self) -> dict[str, str]:
+        """Compiler-less images with the target's Python, where new wheels are checked;
+        ``{python}`` in a name is the target's X.Y."""
+        from wheelhouse.targets import ARCHS, FAMILIES, Family
+
+        defaults = {Family.MANYLINUX: "python:{python}-slim-bookworm",
+                    Family.MUSLLINUX: "python:{python}-alpine"}
+        out = {f"{fam}_{arch}": defaults[fam] for fam in FAMILIES for arch in ARCHS}
+        return out | dict(self.settings.consumer_images)
 
     def __call__(self, target: Target) -> Builder:
         from wheelhouse.build.local import LocalBuilder

@@ -7,8 +7,11 @@ copied out. Nothing of the host is mounted except, read-only, a CA bundle when o
 The container is always removed. Foreign architectures run through binfmt_misc/QEMU.
 
 By default the container has no network (``--network none``): build dependencies are wheels
-from our own store, copied in and used with ``--no-index``. ``network = "host"`` lets builds
-reach an index (with the CA bundle and proxy settings passed in) for users who allow it.
+from our own store, copied in and used with ``--no-index``, and system packages are installed
+beforehand into a derived image (``derived``). ``network = "host"`` lets builds reach an index
+(with the CA bundle and proxy settings passed in) for users who allow it.
+
+Each new wheel is then checked in a consumer container of the platform (``check``).
 """
 
 from __future__ import annotations
@@ -16,11 +19,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from wheelhouse.build.check import (
+    CHECK_SCRIPT,
+    CheckPaths,
+    CheckResult,
+    check_wheel,
+    wheel_modules,
+)
+from wheelhouse.build.derived import ensure_derived
 from wheelhouse.build.engine import (
     CONTAINER_CA,
     Container,
@@ -34,6 +48,7 @@ from wheelhouse.build.engine import (
     prune_stopped,
 )
 from wheelhouse.build.errors import BuildFailed
+from wheelhouse.build.local import link_all
 from wheelhouse.build.recipe import BuiltWheel, Paths, Recipe, build_wheel
 from wheelhouse.build.sdist import source_root
 from wheelhouse.config import PackageSettings
@@ -52,15 +67,24 @@ exit 1
 """
 
 
-class ContainerBuilder:
-    """Builds for targets whose platform maps to a builder image (``images`` in the config)."""
+@dataclass(frozen=True, kw_only=True)
+class _Running:
+    container: Container
+    python: str
 
-    def __init__(self, *, images: Mapping[str, str], options: ContainerOptions) -> None:
+
+class ContainerBuilder:
+    """Builds for targets whose platform maps to a builder image (``images`` in the config),
+    and checks the results in a consumer image of the same platform (``consumer_images``)."""
+
+    def __init__(self, *, images: Mapping[str, str], consumer_images: Mapping[str, str],
+                 options: ContainerOptions) -> None:
         self.images = dict(images)
+        self.consumer_images = dict(consumer_images)
         self.options = options
         self.name = options.engine
         self.hermetic = options.network == "none"
-        self._containers: dict[str, tuple[Container, str, set[str]]] = {}
+        self._running: dict[tuple[str, str, str], _Running] = {}
         self._ids: dict[str, str] = {}
         self._guard = threading.Lock()
 
@@ -77,72 +101,87 @@ class ContainerBuilder:
         image = self.image_for(target)
         if image is None:
             return "container:none"
+        return f"{self.options.engine}:{image}@{self._image_id(image)}:{target.python_tag}"
+
+    def _image_id(self, image: str) -> str:
         if image not in self._ids:
             check_engine(self.options.engine)
             self._ids[image] = image_exists(self.options.engine, image)
-        return f"{self.options.engine}:{image}@{self._ids[image]}:{target.python_tag}"
+        return self._ids[image]
 
     def close(self) -> None:
         with self._guard:
-            for container, _python, _installed in self._containers.values():
-                container.close()
-            self._containers.clear()
+            for running in self._running.values():
+                running.container.close()
+            self._running.clear()
 
-    def _container(self, target: Target) -> tuple[Container, str, set[str]]:
+    def _start(self, role: str, target: Target, image: str) -> _Running:
+        """The running container of ``image`` for ``target``, started on first use."""
+        key = (role, target.identifier, image)
         with self._guard:
-            found = self._containers.get(target.identifier)
+            found = self._running.get(key)
             if found is not None:
                 return found
-            image = self.image_for(target)
-            if image is None:
-                raise BuildFailed(f"no builder image is configured for {target.platform}")
             check_engine(self.options.engine)
             check_emulation(target.arch)
             image_exists(self.options.engine, image)
             prune_stopped(self.options.engine)
             container = Container(image=image, options=self.options,
-                                  label=target.identifier.replace("_", "-"))
+                                  label=f"{role}-{target.identifier.replace('_', '-')}")
             try:
-                arch = container.exec_output("uname -m").strip()
-                if arch != target.arch:
-                    raise EngineError(
-                        f"the image {image} runs as {arch}, but {target} needs {target.arch}",
-                        hint=f"configure an {target.arch} image for {target.platform}",
-                    )
-                label = image_label(self.options.engine, image, "org.wheelhouse.python")
-                script = _FIND_PYTHON.format(maj=target.python[0], min=target.python[1],
-                                             label=shlex.quote(label) if label else "")
-                try:
-                    python = container.exec_output(script).strip()
-                except EngineError:
-                    raise EngineError(
-                        f"the image {image} has no CPython {target.version_string}",
-                        hint="choose an image with that Python (pypa images keep them in "
-                        "/opt/python), or label the image org.wheelhouse.python=/path",
-                    ) from None
+                running = _Running(container=container,
+                                   python=self._find_python(container, image, target))
             except BaseException:
                 container.close()
                 raise
-            self._containers[target.identifier] = (container, python, set())
-            return self._containers[target.identifier]
+            self._running[key] = running
+            return running
+
+    def _find_python(self, container: Container, image: str, target: Target) -> str:
+        arch = container.exec_output("uname -m").strip()
+        if arch != target.arch:
+            raise EngineError(
+                f"the image {image} runs as {arch}, but {target} needs {target.arch}",
+                hint=f"configure an {target.arch} image for {target.platform}",
+            )
+        label = image_label(self.options.engine, image, "org.wheelhouse.python")
+        script = _FIND_PYTHON.format(maj=target.python[0], min=target.python[1],
+                                     label=shlex.quote(label) if label else "")
+        try:
+            return container.exec_output(script).strip()
+        except EngineError:
+            raise EngineError(
+                f"the image {image} has no CPython {target.version_string}",
+                hint="choose an image with that Python (pypa images keep them in "
+                "/opt/python), or label the image org.wheelhouse.python=/path",
+            ) from None
 
     def _forget(self, target: Target) -> None:
         with self._guard:
-            found = self._containers.pop(target.identifier, None)
-        if found:
-            found[0].close()
+            keys = [k for k in self._running if k[1] == target.identifier]
+            gone = [self._running.pop(k) for k in keys]
+        for running in gone:
+            running.container.close()
 
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
     ) -> BuiltWheel:
-        container, python, installed = self._container(target)
-        runner = ContainerRunner(container, self._environment())
+        base = self.image_for(target)
+        if base is None:
+            raise BuildFailed(f"no builder image is configured for {target.platform}")
+        image = base
+        if settings.system_packages:
+            image = ensure_derived(self.options.engine, base, self._image_id(base),
+                                   settings.system_packages, log=log,
+                                   build_args=self.options.passthrough_env)
+        running = self._start("build", target, image)
+        runner = ContainerRunner(running.container, self._environment())
         try:
-            self._install_system_packages(runner, installed, settings, log, timeout)
-            recipe = Recipe(runner=runner, workspace=ContainerWorkspace(container, python),
-                            python=python, env=self._build_index_env(),
-                            where=f"in {container.image}")
+            recipe = Recipe(runner=runner, workspace=ContainerWorkspace(running.container,
+                                                                         running.python),
+                            python=running.python, env=self._build_index_env(),
+                            where=f"in {image}")
             return build_wheel(recipe, sdist, target=target, package=settings,
                                work_dir=work_dir, log=log, timeout=timeout,
                                build_deps=build_deps)
@@ -150,6 +189,41 @@ class ContainerBuilder:
             if e.timed_out:
                 self._forget(target)  # a killed build may leave the container in any state
             raise
+
+    def check(
+        self, target: Target, wheel: Path, *, requirement: str, available: Sequence[Path],
+        test: str | None, timeout: float,
+    ) -> CheckResult:
+        """Install and check the wheel in a consumer container of the target's platform:
+        no compiler, no network, nothing but what the wheels directory holds."""
+        image = self.consumer_images.get(target.platform)
+        if image is not None:
+            image = image.replace("{python}", target.version_string)
+        if image is None:
+            raise EngineError(
+                f"no consumer image is configured for {target.platform}, so a new wheel "
+                "cannot be checked where it will run",
+                hint=f"set [tool.wheelhouse.consumer-images] {target.platform} = IMAGE (an "
+                "image with the target's Python and no compiler)")
+        running = self._start("check", target, image)
+        job = f"/wheelhouse/check/{uuid.uuid4().hex[:12]}"
+        running.container.exec_output(f"mkdir -p {job}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as tmp:
+                link_all([*available, wheel], Path(tmp) / "wheels")
+                (Path(tmp) / "check.py").write_text(CHECK_SCRIPT, encoding="utf-8")
+                running.container.copy_in(Path(tmp) / "wheels", f"{job}/wheels")
+                running.container.copy_in(Path(tmp) / "check.py", f"{job}/check.py")
+            runner = ContainerRunner(running.container, {"PIP_NO_CACHE_DIR": "1"})
+            return check_wheel(
+                runner, python=running.python,
+                paths=CheckPaths(wheels=f"{job}/wheels", site=f"{job}/site",
+                                 script=f"{job}/check.py"),
+                requirement=requirement, modules=wheel_modules(wheel), test=test,
+                env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, timeout=timeout)
+        finally:
+            with contextlib.suppress(EngineError):
+                running.container.exec_output(f"rm -rf {job}")
 
     def _environment(self) -> dict[str, str]:
         env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_CACHE_DIR": "1",
@@ -165,25 +239,6 @@ class ContainerBuilder:
         if self.options.network == "host" and self.options.index_url:
             return {"PIP_INDEX_URL": self.options.index_url}
         return {}
-
-    def _install_system_packages(
-        self, runner: ContainerRunner, installed: set[str], settings: PackageSettings,
-        log: IO[str], timeout: float,
-    ) -> None:
-        missing = [p for p in settings.system_packages if p not in installed]
-        if missing and self.options.network == "none":
-            # Package managers need their repositories; a hermetic container has no network.
-            raise BuildFailed(
-                f"system packages {', '.join(missing)} cannot be installed: the builder "
-                "container has no network (builder-network = \"none\"); set "
-                "builder-network = \"host\", or use an image that already has them"
-            )
-        if missing:
-            done = runner.run(["sh", "-c", _install_script(missing)], log=log, timeout=timeout)
-            if done.returncode != 0:
-                raise BuildFailed(f"installing system packages {missing} failed "
-                                  f"(exit {done.returncode})", timed_out=done.timed_out)
-            installed.update(missing)
 
 
 class ContainerWorkspace:
@@ -227,20 +282,6 @@ class ContainerWorkspace:
     def collect(self, directory: str, into: Path) -> list[Path]:
         self.container.copy_out(directory, into)
         return sorted(into.glob("*.whl"))
-
-
-def _install_script(packages: Sequence[str]) -> str:
-    """Install system packages with whichever package manager the image has."""
-    pkgs = " ".join(shlex.quote(p) for p in packages)
-    return (
-        "set -e; "
-        f"if command -v apk >/dev/null; then apk add --no-cache {pkgs}; "
-        f"elif command -v dnf >/dev/null; then dnf install -y {pkgs}; "
-        f"elif command -v yum >/dev/null; then yum install -y {pkgs}; "
-        "elif command -v apt-get >/dev/null; then "
-        f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {pkgs}; "
-        "else echo 'no known package manager in the image' >&2; exit 1; fi"
-    )
 
 
 def passthrough_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -14,11 +14,18 @@ import shutil
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import IO
 
+from wheelhouse.build.check import (
+    CHECK_SCRIPT,
+    CheckPaths,
+    CheckResult,
+    check_wheel,
+    wheel_modules,
+)
 from wheelhouse.build.errors import BuildFailed
 from wheelhouse.build.recipe import BuiltWheel, Paths, Recipe, build_wheel
 from wheelhouse.build.runner import LocalRunner, Runner
@@ -55,6 +62,8 @@ class LocalWorkspace:
 
 class LocalBuilder:
     name = "local"
+    # Native builds install their requirements from the configured index (the host has
+    # one); build constraints reach them through pip's constraints file.
     hermetic = False
 
     def __init__(
@@ -97,11 +106,61 @@ class LocalBuilder:
     ) -> BuiltWheel:
         if not self.can_build(target):
             raise BuildFailed(f"target {target} cannot be built on this machine")
+        env = dict(self.build_env)
+        if settings.build_constraints:
+            constraints = work_dir / "build-constraints.txt"
+            constraints.write_text("\n".join(settings.build_constraints) + "\n")
+            env["PIP_CONSTRAINT"] = str(constraints)
         recipe = Recipe(runner=self.runner, workspace=LocalWorkspace(target),
-                        python=self.python, env=self.build_env)
-        # Local builds install build requirements from the configured index.
+                        python=self.python, env=env)
         return build_wheel(recipe, sdist, target=target, package=settings, work_dir=work_dir,
                            log=log, timeout=timeout, build_deps=build_deps)
+
+
+    def check(
+        self, target: Target, wheel: Path, *, requirement: str, available: Sequence[Path],
+        test: str | None, timeout: float,
+    ) -> CheckResult:
+        """Install into a fresh directory and check with a venv of this interpreter that
+        sees nothing else: not wheelhouse's own packages, not the system's."""
+        with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as tmp:
+            root = Path(tmp)
+            paths = CheckPaths(wheels=str(root / "wheels"), site=str(root / "site"),
+                               script=str(root / "check.py"))
+            link_all([*available, wheel], root / "wheels")
+            (root / "check.py").write_text(CHECK_SCRIPT, encoding="utf-8")
+            venv = root / "venv"
+            made = self.runner.run([self.python, "-m", "venv", "--without-pip", str(venv)],
+                                   log=None, env=_isolated_env(), timeout=timeout)
+            if made.returncode != 0:
+                return CheckResult(ok=False, output="cannot create a venv to check the "
+                                   f"wheel in: {made.output}")
+            return check_wheel(
+                self.runner, python=str(venv / "bin" / "python"), installer=self.python,
+                paths=paths, requirement=requirement, modules=wheel_modules(wheel),
+                test=test, env=_isolated_env(), timeout=timeout)
+
+
+def link_all(files: Sequence[Path], into: Path) -> None:
+    """Hard links (copies across filesystems) of ``files`` in the directory ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        dest = into / f.name
+        if dest.exists():
+            continue
+        try:
+            os.link(f, dest)
+        except OSError:
+            shutil.copyfile(f, dest)
+
+
+def _isolated_env() -> dict[str, str]:
+    """This process's environment without pip's configuration: a check installs from the
+    given directory only, whatever this machine's pip is set up to read."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "PYTHON")) and k != "VIRTUAL_ENV"}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ machine), so the local and the container builder share every step and every erro
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,13 +115,20 @@ def _build(
                               timeout=timeout)
     repair = recipe.runner.run(
         repair_command(recipe.python, inner, paths.repaired, package.auditwheel_exclude),
-        log=log, env=env, timeout=timeout,
+        log=None, env=env, timeout=timeout,
     )
+    log.write(repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
+                               else ""))
     if repair.timed_out:
         raise BuildFailed("auditwheel repair did not finish within the time limit",
                           timed_out=True)
     if repair.returncode != 0:
         raise BuildFailed(f"auditwheel repair failed (exit {repair.returncode}); see the log")
+    broken = removed_from_programs(repair.output)
+    if broken:
+        raise BuildFailed(
+            f"auditwheel removed {broken[0][0]} from {broken[0][1]}, a program that cannot run "
+            "without it; the repaired wheel would not work")
     repaired = _one(recipe.workspace.collect(paths.repaired, work_dir / "repaired"),
                     "auditwheel repair")
     check_fits(repaired, target)
@@ -132,3 +140,13 @@ def _one(wheels: list[Path], what: str) -> Path:
     if len(wheels) != 1:
         raise BuildFailed(f"{what} produced {len(wheels)} wheels, expected one")
     return wheels[0]
+
+
+_REMOVED = re.compile(r"Removing (libpython[\w.]*) dependency from (\S+?)\.? Linking")
+
+
+def removed_from_programs(output: str) -> list[tuple[str, str]]:
+    """(library, file) for each libpython auditwheel removed from something that is not an
+    extension module: harmless for an extension (the interpreter provides those symbols),
+    fatal for a program, which then cannot start (uwsgi's binary, for one)."""
+    return [(m[1], m[2]) for m in _REMOVED.finditer(output) if not m[2].endswith(".so")]

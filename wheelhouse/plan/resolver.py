@@ -80,7 +80,10 @@ class Resolver:
             r.name: r for r in reqs.requirements if r.pinned_version}
         self._constraint_pins = {c.name: c.pinned_version for c in reqs.constraints
                                  if c.pinned_version}
-        self._constraints = {c.name: c.requirement.specifier for c in reqs.constraints}
+        self._constraints: dict[NormalizedName, SpecifierSet] = {}
+        for c in reqs.constraints:  # several constraints on one name all apply
+            self._constraints[c.name] = (self._constraints.get(c.name, SpecifierSet())
+                                         & c.requirement.specifier)
         self._chosen: dict[NormalizedName, Pin] = {}
         self._steps: list[Step] = []
         self._batch: tuple[Step, ...] = ()
@@ -190,13 +193,13 @@ class Resolver:
             return line.pinned_version
         if self._constraint_pins.get(name):
             return self._constraint_pins[name]
-        preferred = self.views.preferred.get(name)
-        if preferred is not None and req.specifier.contains(preferred, prereleases=True):
-            return preferred
-        # Not in the lock: a marker that is false on the host, or an incomplete lockfile.
         spec: SpecifierSet = req.specifier
         if name in self._constraints:
             spec = spec & self._constraints[name]
+        preferred = self.views.preferred.get(name)
+        if preferred is not None and spec.contains(preferred, prereleases=True):
+            return preferred
+        # Not in the lock: a marker that is false on the host, or an incomplete lockfile.
         try:
             candidates = self.views.candidates(name)
         except UpstreamError as e:
@@ -238,7 +241,12 @@ def dependencies_for(
     return out
 
 
-def requirement_set(requires: Iterable[str], source: str) -> RequirementSet:
-    """Build requirements (``[build-system] requires``) as a RequirementSet to resolve."""
-    return RequirementSet(requirements=tuple(
-        RequirementLine(requirement=Requirement(r), source=source) for r in requires))
+def requirement_set(requires: Iterable[str], source: str, *,
+                    constraints: Iterable[str] = ()) -> RequirementSet:
+    """Build requirements (``[build-system] requires``) as a RequirementSet to resolve,
+    bounded by ``constraints`` (the package's ``build-constraints``)."""
+    return RequirementSet(
+        requirements=tuple(RequirementLine(requirement=Requirement(r), source=source)
+                           for r in requires),
+        constraints=tuple(RequirementLine(requirement=Requirement(c), source="build-constraints")
+                          for c in constraints))

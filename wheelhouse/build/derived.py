@@ -1,0 +1,83 @@
+"""Builder images with system packages: derived from a builder image once per (base image id,
+package list), built with the network, so that builds themselves still run without one and
+no two builds ever run a package manager in the same container."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from wheelhouse.build.errors import BuildFailed
+from wheelhouse.store import file_lock
+
+#: how long installing system packages into a derived image may take.
+TIMEOUT = 1800
+
+
+def derived_tag(base_id: str, packages: Sequence[str]) -> str:
+    key = hashlib.sha256(("\0".join([base_id, *sorted(set(packages))])).encode())
+    return f"wheelhouse/derived-{key.hexdigest()[:16]}:latest"
+
+
+def install_script(packages: Sequence[str]) -> str:
+    """Install system packages with whichever package manager the image has."""
+    pkgs = " ".join(shlex.quote(p) for p in sorted(set(packages)))
+    return (
+        "set -e; "
+        f"if command -v apk >/dev/null; then apk add --no-cache {pkgs}; "
+        f"elif command -v dnf >/dev/null; then dnf install -y {pkgs}; dnf clean all; "
+        f"elif command -v yum >/dev/null; then yum install -y {pkgs}; yum clean all; "
+        "elif command -v apt-get >/dev/null; then apt-get update -q && "
+        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {pkgs}"
+        " && rm -rf /var/lib/apt/lists/*; "
+        "else echo 'no known package manager (apk, dnf, yum, apt-get) in the image' >&2; "
+        "exit 1; fi"
+    )
+
+
+def ensure_derived(
+    engine: str, base: str, base_id: str, packages: Sequence[str], *, log: IO[str],
+    build_args: Mapping[str, str],
+) -> str:
+    """The tag of the derived image, built now unless it already exists."""
+    tag = derived_tag(base_id, packages)
+    lock_dir = Path(tempfile.gettempdir()) / "wheelhouse-build"
+    lock_dir.mkdir(exist_ok=True)
+    with file_lock(lock_dir / (tag.split("/", 1)[1].replace(":", "-") + ".lock")):
+        if _exists(engine, tag):
+            log.write(f"# system packages {' '.join(packages)}: using the derived image {tag}\n")
+            return tag
+        log.write(f"# system packages {' '.join(packages)}: deriving {tag} from {base}\n")
+        log.flush()
+        with tempfile.TemporaryDirectory(prefix="wheelhouse-derive-") as tmp:
+            dockerfile = Path(tmp) / "Dockerfile"
+            dockerfile.write_text(
+                f"FROM {base}\n"
+                f"LABEL org.wheelhouse.derived-from={shlex.quote(base_id)} "
+                f"org.wheelhouse.system-packages={shlex.quote(' '.join(sorted(packages)))}\n"
+                f"RUN {install_script(packages)}\n")
+            cmd = [engine, "build", "--network", "host", "-t", tag]
+            for key, value in build_args.items():
+                cmd += ["--build-arg", f"{key}={value}"]
+            try:
+                done = subprocess.run([*cmd, tmp], stdout=log, stderr=subprocess.STDOUT,
+                                      timeout=TIMEOUT, check=False)
+                rc = done.returncode
+            except subprocess.TimeoutExpired:
+                rc = -9
+        if rc != 0:
+            raise BuildFailed(
+                f"installing the system packages {', '.join(packages)} into an image derived "
+                f"from {base} failed (exit {rc}); check the package names for its package "
+                "manager")
+        return tag
+
+
+def _exists(engine: str, tag: str) -> bool:
+    done = subprocess.run([engine, "image", "inspect", tag], capture_output=True, check=False)
+    return done.returncode == 0

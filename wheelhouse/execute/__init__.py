@@ -1,0 +1,12 @@
+"""Carrying out a plan: keep, fetch, build, check and publish each step, and hand every
+outcome's dependencies back to the resolver.
+
+``outcome`` holds the values and ``drive``, the loop between resolver and executor;
+``executor`` runs one step (keep, fetch) and resolves build requirements; ``building`` turns a
+BUILD step into a checked, published wheel or a failure with its cause.
+"""
+
+from wheelhouse.execute.executor import Executor
+from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
+
+__all__ = ["Executor", "Outcome", "Progress", "Status", "drive"]

@@ -1,0 +1,211 @@
+"""The executor: runs one step at a time (keep, fetch; builds in ``building``), and resolves a
+build's requirements as a fetch-only sub-resolve for the target.
+
+It owns the side effects (downloads, builds, the store, the ledger); the decisions are the
+resolver's, and it reads for the resolver through ``views``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import NormalizedName
+
+from wheelhouse.build import Builder, Builders, BuildFailed
+from wheelhouse.build.sdist import build_requirements
+from wheelhouse.config import PackageSettings, Settings
+from wheelhouse.errors import EngineError, InvalidDistribution, UpstreamError
+from wheelhouse.execute.building import build_step, failed_before
+from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
+from wheelhouse.ledger import Failure, Ledger
+from wheelhouse.plan import (
+    Action,
+    Pin,
+    Resolver,
+    Step,
+    Views,
+    best_stored,
+    requirement_set,
+    requires_dist,
+)
+from wheelhouse.store import Origin, PublishStatus, StoredFile, StoreWriter
+from wheelhouse.targets import Target
+
+if TYPE_CHECKING:
+    from wheelhouse.upstream import Candidate, Upstream
+
+
+class Executor:
+    def __init__(
+        self, *, settings: Settings, store: StoreWriter, ledger: Ledger,
+        upstream: Callable[[], Upstream], builders: Builders, progress: Progress,
+        retry_failed: bool,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ledger = ledger
+        self._upstream_factory = upstream
+        self._upstream: Upstream | None = None
+        self._upstream_guard = threading.Lock()
+        self.builders = builders
+        self.progress = progress
+        self.retry_failed = retry_failed
+        self._seen: dict[str, set[str]] = {}
+        self._seen_guard = threading.Lock()
+
+    @property
+    def upstream(self) -> Upstream:
+        """Created on first use, so a run answered from the store opens no connection."""
+        with self._upstream_guard:
+            if self._upstream is None:
+                self._upstream = self._upstream_factory()
+            return self._upstream
+
+    # -- what the resolver may read ----------------------------------------------------------
+    def views(self, preferred: dict[NormalizedName, str] | None = None) -> Views:
+        return Views(
+            stored=lambda name, version, target: best_stored(self.store, name, version, target),
+            candidates=lambda name: self.upstream.candidates(name),
+            failed_before=self.failed_before,
+            build_from_source=lambda name: self.settings.package(name).build_from_source,
+            preferred=preferred or {},
+        )
+
+    def failed_before(self, step: Step) -> Failure | None:
+        """The recorded failure of the build ``step`` would run, when its inputs are known
+        without downloading (the listed sdist hash, a local sdist, the builder's identity)."""
+        if self.retry_failed or step.candidate is None:
+            return None
+        sha = step.candidate.sha256 or _local_sha256(step.candidate)
+        if sha is None:
+            return None
+        try:
+            builder = self.builders(step.target)
+            key = self.failure_key(step, builder, sha)
+        except EngineError:
+            return None  # no engine: the build itself will say so
+        return self.ledger.failure(key)
+
+    def failure_key(self, step: Step, builder: Builder, sdist_sha256: str) -> str:
+        pin, target = step.pin, step.target
+        package = self.settings.package(pin.project)
+        return hashlib.sha256("|".join((
+            pin.project, pin.version, target.identifier, sdist_sha256,
+            builder.identity(target), repr(package),
+        )).encode()).hexdigest()
+
+    # -- one step ----------------------------------------------------------------------------
+    def run(self, step: Step) -> Outcome:
+        try:
+            outcome = self._run(step)
+        except (UpstreamError, InvalidDistribution) as e:
+            outcome = Outcome(step=step, status=Status.FAILED, message=str(e))
+        if outcome.filename and outcome.status in (Status.PRESENT, Status.FETCHED,
+                                                   Status.BUILT):
+            with self._seen_guard:
+                self._seen.setdefault(step.target.identifier, set()).add(outcome.filename)
+        self.progress.finished(outcome)
+        return outcome
+
+    def available_wheels(self, target: Target) -> list[Path]:
+        """The store's files of this target's pins met so far in this run: what a new
+        wheel's check may install its dependencies from."""
+        with self._seen_guard:
+            names = sorted(self._seen.get(target.identifier, ()))
+        files = [self.store.get(name) for name in names]
+        return [self.store.file_path(f) for f in files
+                if f is not None and f.filename.endswith(".whl")]
+
+    def _run(self, step: Step) -> Outcome:
+        if step.action is Action.KEEP:
+            assert step.stored is not None
+            return self.kept(step, step.stored)
+        if step.action is Action.FETCH:
+            return self._fetch(step)
+        if step.action is Action.BUILD:
+            return build_step(self, step)
+        if step.action is Action.FAILED:
+            assert step.failure is not None
+            return failed_before(step, step.failure)
+        return Outcome(step=step, status=Status.MISSING, message=step.reason)
+
+    def kept(self, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
+              message: str = "", log: str | None = None, seconds: float = 0.0) -> Outcome:
+        metadata = self.store.read_metadata(f)
+        deps = tuple(requires_dist(metadata)) if metadata is not None else None
+        return Outcome(step=step, status=status, filename=f.filename, dependencies=deps,
+                       message=message, log=log, seconds=seconds)
+
+    def download(self, cand: Candidate, pin: Pin, dest: Path) -> str:
+        digest = self.upstream.download(cand, dest)
+        allowed = {h.removeprefix("sha256:") for h in pin.hashes if h.startswith("sha256:")}
+        if pin.hashes and digest not in allowed:
+            raise UpstreamError(
+                f"{cand.filename} has sha256 {digest}, which is not among the --hash values "
+                f"for {pin.project} ({pin.requested_by})",
+                hint="update the hashes in the requirements file (pip-compile "
+                "--generate-hashes) or check the index",
+            )
+        return digest
+
+    def _fetch(self, step: Step) -> Outcome:
+        cand = step.candidate
+        assert cand is not None
+        staged = self.store.staging_file(suffix=".part")
+        try:
+            digest = self.download(cand, step.pin, staged)
+            published = self.store.publish(
+                staged, filename=cand.filename, origin=Origin.UPSTREAM, consume=True,
+                expected_sha256=digest, requires_python=cand.requires_python,
+                provenance={"index": cand.source, "url": cand.url},
+            )
+        finally:
+            staged.unlink(missing_ok=True)
+        fresh = published.status is PublishStatus.PUBLISHED
+        return self.kept(step, published.file, Status.FETCHED if fresh else Status.PRESENT)
+
+    def build_requirements(self, sdist: Path, target: Target, work: Path,
+                           package: PackageSettings) -> Path:
+        """Wheels for the sdist's build requirements on ``target``, from our own store.
+
+        A sub-resolve for the target that may only keep or fetch: the wheels land in the
+        store like any pin, so a builder with no network installs them from a directory and
+        the store keeps what every build used.
+        """
+        reqs = requirement_set(build_requirements(sdist), f"{sdist.name} build-system",
+                               constraints=package.build_constraints)
+        plan, outcomes = drive(Resolver(reqs, target, self.views(), build=False), self.run,
+                               jobs=self.settings.jobs)
+        bad = [o.message for o in outcomes if o.status in (Status.FAILED, Status.MISSING)]
+        if plan.problems or bad:
+            why = "; ".join([*plan.problems, *bad])
+            raise BuildFailed(f"the build requirements of {sdist.name} cannot be met: {why}")
+        deps = work / "build-deps"
+        deps.mkdir(exist_ok=True)
+        for outcome in outcomes:
+            f = self.store.get(outcome.filename) if outcome.filename else None
+            if f is not None:
+                os.link(self.store.file_path(f), deps / f.filename)
+        return deps
+
+
+def _local_sha256(cand: Candidate) -> str | None:
+    """The sha256 of a candidate that is a file on this machine (find-links directories)."""
+    from wheelhouse.upstream import local_path
+
+    path = local_path(cand.url)
+    if path is None:
+        return None
+    try:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None

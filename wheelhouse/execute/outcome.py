@@ -1,0 +1,62 @@
+"""What carrying out a step came to, who hears about it, and the loop that feeds outcomes back
+to the resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from packaging.requirements import Requirement
+
+from wheelhouse.plan import Resolver, Step, TargetPlan
+
+
+class Status(StrEnum):
+    PRESENT = "present"
+    FETCHED = "fetched"
+    BUILT = "built"
+    FAILED = "failed"
+    MISSING = "missing"
+    #: a dry run: nothing was done.
+    PLANNED = "planned"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    step: Step
+    status: Status
+    filename: str | None = None
+    message: str = ""
+    #: the build log, relative to the store root.
+    log: str | None = None
+    dependencies: tuple[Requirement, ...] | None = None
+    seconds: float = 0.0
+    #: for failures: the log lines that say why, and the setting that fixes it.
+    cause: tuple[str, ...] = ()
+    hint: str | None = None
+    #: the failure is this machine's (no engine, no image), not the package's.
+    environment: bool = False
+
+
+class Progress(Protocol):
+    """Who is told what happens, as it happens (the CLI prints it)."""
+
+    def started(self, step: Step, how: str) -> None: ...
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+
+def drive(resolver: Resolver, run: Callable[[Step], Outcome], *, jobs: int
+          ) -> tuple[TargetPlan, list[Outcome]]:
+    """Walk the resolver's closure, running each level's steps up to ``jobs`` at a time."""
+    outcomes: list[Outcome] = []
+    batch = resolver.first()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while batch:
+            done = list(pool.map(run, batch))
+            outcomes += done
+            batch = resolver.next({o.step.pin.project: o.dependencies for o in done})
+    return resolver.plan(), outcomes
