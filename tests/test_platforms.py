@@ -7,6 +7,7 @@ import pytest
 from packaging.tags import Tag
 
 from wheelhouse import platforms as pf
+from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import ConfigError, TargetError
 from wheelhouse.targets import known_targets, parse_target
 
@@ -84,6 +85,8 @@ def test_riscv64_is_known_from_manylinux_2_39() -> None:
     with pytest.raises(TargetError, match="riscv64") as e:
         parse_target("cp312-manylinux_2_31_riscv64")
     assert "manylinux_2_39" in (e.value.hint or "")
+    assert platform_problem(Tag("cp312", "cp312", "manylinux_2_39_riscv64")) is None
+    assert platform_problem(Tag("cp312", "cp312", "musllinux_1_2_riscv64")) is None
 
 
 def test_an_architecture_is_a_data_change(monkeypatch: pytest.MonkeyPatch) -> None:

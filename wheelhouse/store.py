@@ -25,26 +25,20 @@ import sqlite3
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.parser import BytesParser
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from packaging.tags import Tag
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from wheelhouse import distributions
+from wheelhouse.distributions import DistInfo as DistInfo
+from wheelhouse.distributions import read_wheel_metadata as read_wheel_metadata
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 
 _SCHEMA = """
@@ -138,18 +132,6 @@ class Failure:
     time: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class DistInfo:
-    """What a distribution file says about itself, read once before publishing."""
-
-    project: NormalizedName
-    version: str
-    kind: Kind
-    tags: frozenset[Tag]
-    metadata: bytes | None
-    requires_python: str | None
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -163,72 +145,8 @@ def utc_now() -> str:
 
 
 def inspect_distribution(path: Path, filename: str | None = None) -> DistInfo:
-    """Validate a wheel or sdist by its filename and (for wheels) its METADATA.
-
-    Raises InvalidDistribution naming the file and what is wrong with it.
-    """
-    name = filename or path.name
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise InvalidDistribution(f"{name!r} is not a plain distribution filename")
-    if name.endswith(".whl"):
-        try:
-            project, version, _build, tags = parse_wheel_filename(name)
-        except InvalidWheelFilename as e:
-            raise InvalidDistribution(f"{name}: {e}") from None
-        metadata = read_wheel_metadata(path, name)
-        headers = BytesParser().parsebytes(metadata, headersonly=True)
-        meta_name, meta_version = headers.get("Name"), headers.get("Version")
-        if not meta_name or canonicalize_name(meta_name) != project:
-            raise InvalidDistribution(
-                f"{name}: METADATA names project {meta_name!r}, the filename {project!r}"
-            )
-        try:
-            same_version = meta_version is not None and Version(meta_version) == version
-        except ValueError:
-            same_version = False
-        if not same_version:
-            raise InvalidDistribution(
-                f"{name}: METADATA has version {meta_version!r}, the filename {version}"
-            )
-        return DistInfo(
-            project=project,
-            version=str(version),
-            kind=Kind.WHEEL,
-            tags=frozenset(tags),
-            metadata=metadata,
-            requires_python=headers.get("Requires-Python"),
-        )
-    try:
-        project, version = parse_sdist_filename(name)
-    except InvalidSdistFilename as e:
-        raise InvalidDistribution(f"{name}: {e}") from None
-    return DistInfo(
-        project=project,
-        version=str(version),
-        kind=Kind.SDIST,
-        tags=frozenset(),
-        metadata=None,
-        requires_python=None,
-    )
-
-
-def read_wheel_metadata(path: Path, filename: str | None = None) -> bytes:
-    """The bytes of ``<name>-<version>.dist-info/METADATA`` inside a wheel."""
-    name = filename or path.name
-    try:
-        with zipfile.ZipFile(path) as zf:
-            candidates = [
-                n for n in zf.namelist()
-                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            if len(candidates) != 1:
-                raise InvalidDistribution(
-                    f"{name}: expected one top-level *.dist-info/METADATA, found "
-                    f"{len(candidates)}"
-                )
-            return zf.read(candidates[0])
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise InvalidDistribution(f"{name} is not a readable zip archive: {e}") from None
+    """The lenient check of ``distributions.inspect``; kept for existing callers."""
+    return distributions.inspect(path, filename, strict=False)
 
 
 class Store:
@@ -379,7 +297,8 @@ class Store:
         staged = source if consume else self._stage_copy(source)
         try:
             # Inspect the staged copy, so what is validated is exactly what gets published.
-            info = inspect_distribution(staged, name)
+            # Uploads meet the index's own rules; fetched and built files what indexes hold.
+            info = distributions.inspect(staged, name, strict=origin is Origin.UPLOADED)
             digest = sha256_file(staged)
             if expected_sha256 is not None and digest != expected_sha256.lower():
                 raise InvalidDistribution(
