@@ -32,9 +32,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse, create_environ
 
 from tests.test_server import make_wheel
+from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import UsageError
 from wheelhouse.server import create_app, make_server, token_from_file
-from wheelhouse.server.upload import platform_problem
 from wheelhouse.store import Origin, Store
 
 TOKEN = "upload-token-for-tests"

@@ -12,69 +12,19 @@ import functools
 import platform
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import NewType
 
 from packaging import tags as pt
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from wheelhouse import platforms as pf
 from wheelhouse.errors import TargetError
+from wheelhouse.platforms import FamilyInfo, PackageManager, Platforms, Policy
 
-
-class Family(StrEnum):
-    MANYLINUX = "manylinux"
-    MUSLLINUX = "musllinux"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FamilyInfo:
-    """Platform facts for one family, kept as data rather than ``if`` chains."""
-
-    libc: str
-    #: the policy ceiling when an identifier names none: what the default builder image makes.
-    default_policy: tuple[int, int]
-    #: the oldest policy per architecture; anything older does not exist for that arch.
-    oldest_policy: Mapping[str, tuple[int, int]]
-    legacy_aliases: Mapping[tuple[int, int], str]
-    #: the builder image users already trust, per architecture (``{arch}`` is filled in).
-    default_image: str
-
-
-FAMILIES: Mapping[Family, FamilyInfo] = {
-    Family.MANYLINUX: FamilyInfo(
-        libc="glibc",
-        default_policy=(2, 28),
-        oldest_policy={"x86_64": (2, 5), "i686": (2, 5), "aarch64": (2, 17),
-                       "ppc64le": (2, 17), "s390x": (2, 17), "armv7l": (2, 17)},
-        # PEP 600: the pre-600 names are aliases of these glibc versions.
-        legacy_aliases={(2, 5): "manylinux1", (2, 12): "manylinux2010", (2, 17): "manylinux2014"},
-        default_image="quay.io/pypa/manylinux_2_28_{arch}",
-    ),
-    Family.MUSLLINUX: FamilyInfo(
-        libc="musl",
-        default_policy=(1, 2),
-        oldest_policy={"x86_64": (1, 0), "i686": (1, 0), "aarch64": (1, 0),
-                       "ppc64le": (1, 0), "s390x": (1, 0), "armv7l": (1, 0)},
-        legacy_aliases={},
-        default_image="quay.io/pypa/musllinux_1_2_{arch}",
-    ),
-}
-
-#: the legacy aliases only exist for these architectures (PEP 599 / PEP 571 / PEP 513).
-_ALIAS_ARCHS = {
-    "manylinux1": {"x86_64", "i686"},
-    "manylinux2010": {"x86_64", "i686"},
-    "manylinux2014": {"x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x"},
-}
-
-PYTHONS: tuple[tuple[int, int], ...] = tuple((3, minor) for minor in range(8, 15))
-ARCHS: tuple[str, ...] = ("x86_64", "aarch64")
-
-_ID_RE = re.compile(
-    r"^cp(?P<major>3)(?P<minor>\d{1,2})-(?P<family>manylinux|musllinux)"
-    r"(?:_(?P<lmaj>\d+)_(?P<lmin>\d+))?_(?P<arch>[a-z0-9_]+)$"
-)
+#: a platform family named in ``platforms.toml`` (``manylinux``, ``musllinux``).
+Family = NewType("Family", str)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +33,7 @@ class Target:
     family: Family
     arch: str
     #: the newest libc policy a consumer of this target has (e.g. glibc 2.28).
-    policy: tuple[int, int]
+    policy: Policy
 
     @property
     def platform(self) -> str:
@@ -97,11 +47,11 @@ class Target:
     @property
     def policy_tag(self) -> str:
         """``manylinux_2_28_x86_64``: the newest platform tag this target accepts."""
-        return f"{self.family}_{self.policy[0]}_{self.policy[1]}_{self.arch}"
+        return self._family.tag(self.policy, self.arch)
 
     @property
     def identifier(self) -> str:
-        if self.policy == FAMILIES[self.family].default_policy:
+        if self.policy == self._family.default_policy_for(self.arch):
             return f"{self.python_tag}-{self.platform}"
         return f"{self.python_tag}-{self.policy_tag}"
 
@@ -110,18 +60,48 @@ class Target:
 
     @property
     def default_image(self) -> str:
-        return FAMILIES[self.family].default_image.format(arch=self.arch)
+        """The builder image users already trust for this platform."""
+        return self._family.default_image_for(self.arch)
+
+    @property
+    def default_consumer_image(self) -> str:
+        """An image of this platform with this CPython and no compiler."""
+        return self._family.default_consumer_image_for(self.arch, self.python)
+
+    @property
+    def libc(self) -> str:
+        return self._family.libc
+
+    @property
+    def python_candidates(self) -> tuple[str, ...]:
+        """Where a builder image may keep this target's CPython, in the order to try."""
+        return pf.platforms().python_paths(self.python)
+
+    @property
+    def package_managers(self) -> tuple[PackageManager, ...]:
+        """The package managers a builder image may have, in the order to probe them."""
+        return pf.platforms().package_managers
+
+    @property
+    def binfmt_entry(self) -> str | None:
+        """The binfmt_misc entry (``qemu-aarch64``) that runs this arch on another machine."""
+        known = pf.platforms().archs.get(self.arch)
+        return known.binfmt if known else None
+
+    @property
+    def _family(self) -> FamilyInfo:
+        return pf.platforms().family(self.family)
 
     def platform_tags(self) -> list[str]:
-        return list(_platform_tags(self.family, self.arch, self.policy))
+        return list(_platform_tags(self._family, self.arch, self.policy))
 
     def tags(self) -> tuple[pt.Tag, ...]:
         """Every tag this target's installer accepts, most preferred first (as pip orders them)."""
-        return _tags(self)
+        return _tags(self, pf.platforms())
 
     def tag_rank(self, wheel_tags: frozenset[pt.Tag]) -> int | None:
         """The rank (0 = best) of the best tag in ``wheel_tags``, or None if nothing fits."""
-        ranks = _ranks(self)
+        ranks = _ranks(self, pf.platforms())
         best = min((ranks[t] for t in wheel_tags if t in ranks), default=None)
         return best
 
@@ -159,20 +139,22 @@ class Target:
         return f"{self.python[0]}.{self.python[1]}"
 
 
-def _platform_tags(family: Family, arch: str, policy: tuple[int, int]) -> Iterator[str]:
-    info = FAMILIES[family]
-    oldest = info.oldest_policy.get(arch, (policy[0], 0))
+def _platform_tags(family: FamilyInfo, arch: str, policy: Policy) -> Iterator[str]:
+    known = family.archs.get(arch)
+    # An arch the data does not know for this family (a host's own, say) gets every minor.
+    oldest = known.oldest_policy if known else (policy[0], 0)
     major = policy[0]
     for minor in range(policy[1], oldest[1] - 1, -1):
-        yield f"{family}_{major}_{minor}_{arch}"
-        alias = info.legacy_aliases.get((major, minor))
-        if alias and arch in _ALIAS_ARCHS.get(alias, set()):
+        yield family.tag((major, minor), arch)
+        alias = family.alias((major, minor), arch)
+        if alias:
             yield f"{alias}_{arch}"
 
 
+# Keyed by the data too, so tags computed from other data (tests load their own) never leak.
 @functools.cache
-def _tags(target: Target) -> tuple[pt.Tag, ...]:
-    platforms = target.platform_tags()
+def _tags(target: Target, data: Platforms) -> tuple[pt.Tag, ...]:
+    platforms = list(_platform_tags(data.family(target.family), target.arch, target.policy))
     interpreter = target.python_tag
     ordered = [
         *pt.cpython_tags(target.python, abis=[interpreter], platforms=platforms),
@@ -182,73 +164,113 @@ def _tags(target: Target) -> tuple[pt.Tag, ...]:
 
 
 @functools.cache
-def _ranks(target: Target) -> dict[pt.Tag, int]:
-    return {tag: rank for rank, tag in enumerate(_tags(target))}
+def _ranks(target: Target, data: Platforms) -> dict[pt.Tag, int]:
+    return {tag: rank for rank, tag in enumerate(_tags(target, data))}
+
+
+@functools.cache
+def _identifier_re(data: Platforms) -> re.Pattern[str]:
+    majors = "|".join(sorted({str(major) for major, _ in data.pythons}))
+    families = "|".join(re.escape(f) for f in data.families)
+    return re.compile(
+        rf"^cp(?P<major>{majors})(?P<minor>\d{{1,2}})-(?P<family>{families})"
+        r"(?:_(?P<lmaj>\d+)_(?P<lmin>\d+))?_(?P<arch>[a-z0-9_]+)$"
+    )
+
+
+def _example(data: Platforms, *, policy: bool = False) -> str:
+    """An identifier to show in hints, made from the data so it always parses."""
+    family = next(iter(data.families.values()))
+    arch = data.listed_archs[0]
+    python = (3, 11) if (3, 11) in data.pythons else data.pythons[-1]
+    platform = (family.tag(family.default_policy_for(arch), arch) if policy
+                else f"{family.name}_{arch}")
+    return f"cp{python[0]}{python[1]}-{platform}"
 
 
 def parse_target(identifier: str) -> Target:
     """Parse ``cp311-manylinux_x86_64`` (or with an explicit policy) into a Target."""
-    m = _ID_RE.match(identifier.strip())
+    data = pf.platforms()
+    m = _identifier_re(data).match(identifier.strip())
     if not m:
         raise TargetError(
             f"unknown target {identifier!r}",
             hint="valid targets are cpXY-FAMILY_ARCH with XY in "
-            + ", ".join(f"{a}{b}" for a, b in PYTHONS) + "; FAMILY in "
-            + ", ".join(f.value for f in Family) + "; ARCH in " + ", ".join(ARCHS)
-            + " (e.g. cp311-manylinux_x86_64; a libc policy may be named: "
-            "cp311-manylinux_2_36_x86_64). `wheelhouse targets` lists them",
+            + ", ".join(f"{a}{b}" for a, b in data.pythons) + "; FAMILY in "
+            + ", ".join(data.families) + "; ARCH in "
+            + ", ".join(dict.fromkeys(a for f in data.families.values() for a in f.archs))
+            + f" (e.g. {_example(data)}; a libc policy may be named: "
+            f"{_example(data, policy=True)}). `wheelhouse targets` lists them",
         )
-    family = Family(m["family"])
+    family = data.family(m["family"])
     python = (int(m["major"]), int(m["minor"]))
     arch = m["arch"]
-    info = FAMILIES[family]
-    if arch not in info.oldest_policy:
+    support = family.archs.get(arch)
+    if support is None:
         raise TargetError(
             f"unknown architecture {arch!r} in target {identifier!r}",
-            hint="supported architectures: " + ", ".join(sorted(info.oldest_policy)),
+            hint="supported architectures: " + ", ".join(sorted(family.archs)),
         )
-    if python not in PYTHONS:
+    if python not in data.pythons:
         raise TargetError(
             f"unsupported Python {python[0]}.{python[1]} in target {identifier!r}",
-            hint="supported: " + ", ".join(f"cp{a}{b}" for a, b in PYTHONS),
+            hint="supported: " + ", ".join(f"cp{a}{b}" for a, b in data.pythons),
         )
-    policy = info.default_policy
+    policy = support.default_policy
     if m["lmaj"] is not None:
         policy = (int(m["lmaj"]), int(m["lmin"]))
-        oldest = info.oldest_policy[arch]
+        oldest = support.oldest_policy
         if policy[0] != oldest[0] or policy < oldest:
             raise TargetError(
-                f"{family}_{policy[0]}_{policy[1]} does not exist for {arch} "
+                f"{family.name}_{policy[0]}_{policy[1]} does not exist for {arch} "
                 f"(target {identifier!r})",
-                hint=f"the oldest {family} policy for {arch} is "
-                f"{family}_{oldest[0]}_{oldest[1]}",
+                hint=f"the oldest {family.name} policy for {arch} is "
+                f"{family.name}_{oldest[0]}_{oldest[1]}",
             )
-    return Target(python=python, family=family, arch=arch, policy=policy)
+    return Target(python=python, family=Family(family.name), arch=arch, policy=policy)
 
 
 def known_targets() -> list[Target]:
-    """The default-policy targets for every supported Python, family and common arch."""
+    """The default-policy targets for every supported Python, family and listed arch."""
+    data = pf.platforms()
     return [
-        Target(python=py, family=fam, arch=arch, policy=FAMILIES[fam].default_policy)
-        for py in PYTHONS
-        for fam in Family
-        for arch in ARCHS
+        Target(python=py, family=Family(fam.name), arch=arch,
+               policy=fam.default_policy_for(arch))
+        for py in data.pythons
+        for fam in data.families.values()
+        for arch in data.listed_archs
     ]
+
+
+def default_images() -> dict[str, str]:
+    """The default builder image for every platform (``manylinux_aarch64``) a target may name."""
+    return {f"{fam.name}_{arch}": support.default_image
+            for fam in pf.platforms().families.values()
+            for arch, support in fam.archs.items()}
+
+
+def host_arch() -> str:
+    """This machine's architecture under its canonical name (``arm64`` is ``aarch64``)."""
+    return pf.platforms().normalize_arch(platform.machine())
 
 
 @dataclass(frozen=True, kw_only=True)
 class HostPlatform:
     family: Family
     arch: str
-    policy: tuple[int, int]
+    policy: Policy
 
 
 def host_platform() -> HostPlatform | None:
     """The running machine's platform, or None where it is not a Linux we can target."""
+    data = pf.platforms()
     for tag in pt.platform_tags():
-        m = re.match(r"^(manylinux|musllinux)_(\d+)_(\d+)_(.+)$", tag)
-        if m:
-            return HostPlatform(family=Family(m[1]), arch=m[4], policy=(int(m[2]), int(m[3])))
+        parsed = data.parse_platform_tag(tag)
+        # packaging lists the host's own policy first; legacy aliases are older ones.
+        if parsed is not None and tag == data.family(parsed.family).tag(parsed.policy,
+                                                                         parsed.arch):
+            return HostPlatform(family=Family(parsed.family), arch=parsed.arch,
+                                policy=parsed.policy)
     return None
 
 
@@ -256,10 +278,11 @@ def host_target() -> Target:
     """The default target: this interpreter's Python on this machine's exact platform."""
     host = host_platform()
     if host is None:
+        data = pf.platforms()
         raise TargetError(
-            f"this machine ({platform.system()} {platform.machine()}) is not a manylinux or "
-            "musllinux platform, so it has no default target",
-            hint="name a target with --target, e.g. --target cp311-manylinux_x86_64 "
+            f"this machine ({platform.system()} {platform.machine()}) is not a "
+            + " or ".join(data.families) + " platform, so it has no default target",
+            hint=f"name a target with --target, e.g. --target {_example(data)} "
             "(foreign targets build in containers)",
         )
     return Target(

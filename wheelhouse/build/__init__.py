@@ -82,27 +82,15 @@ class Builders:
                 index_url=self.index_url if s.builder_network == "host" else None,
                 passthrough_env=passthrough_environment(),
             )
-            self._container = ContainerBuilder(images=self.images(),
-                                               consumer_images=self.consumer_images(),
-                                               options=options)
+            self._container = ContainerBuilder(
+                images=self.images(), consumer_images=dict(self.settings.consumer_images),
+                options=options)
         return self._container
 
     def images(self) -> dict[str, str]:
-        from wheelhouse.targets import ARCHS, FAMILIES
+        from wheelhouse.targets import default_images
 
-        defaults = {f"{fam}_{arch}": info.default_image.format(arch=arch)
-                    for fam, info in FAMILIES.items() for arch in ARCHS}
-        return defaults | dict(self.settings.images)
-
-    def consumer_images(self) -> dict[str, str]:
-        """Compiler-less images with the target's Python, where new wheels are checked;
-        ``{python}`` in a name is the target's X.Y."""
-        from wheelhouse.targets import ARCHS, FAMILIES, Family
-
-        defaults = {Family.MANYLINUX: "python:{python}-slim-bookworm",
-                    Family.MUSLLINUX: "python:{python}-alpine"}
-        out = {f"{fam}_{arch}": defaults[fam] for fam in FAMILIES for arch in ARCHS}
-        return out | dict(self.settings.consumer_images)
+        return default_images() | dict(self.settings.images)
 
     def __call__(self, target: Target) -> Builder:
         from wheelhouse.build.local import LocalBuilder

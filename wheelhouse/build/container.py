@@ -42,7 +42,6 @@ from wheelhouse.build.engine import (
     ContainerRunner,
     check_emulation,
     check_engine,
-    host_arch,
     image_exists,
     image_label,
     prune_stopped,
@@ -53,18 +52,17 @@ from wheelhouse.build.recipe import BuiltWheel, Paths, Recipe, build_wheel
 from wheelhouse.build.sdist import source_root
 from wheelhouse.config import PackageSettings
 from wheelhouse.errors import EngineError
-from wheelhouse.targets import Target
+from wheelhouse.targets import Target, host_arch
 
 #: proxy variables passed through to containers when set on the host.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
-_FIND_PYTHON = r"""
-for p in /opt/python/cp{maj}{min}-cp{maj}{min}/bin/python {label} python{maj}.{min}; do
-  if [ -n "$p" ] && command -v "$p" >/dev/null 2>&1; then command -v "$p"; exit 0; fi
-done
-exit 1
-"""
+def find_python_script(candidates: Sequence[str]) -> str:
+    """A shell script printing the first candidate interpreter the image has."""
+    quoted = " ".join(shlex.quote(c) for c in candidates if c)
+    return (f"for p in {quoted}; do if command -v \"$p\" >/dev/null 2>&1; then "
+            "command -v \"$p\"; exit 0; fi; done; exit 1")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +121,7 @@ class ContainerBuilder:
             if found is not None:
                 return found
             check_engine(self.options.engine)
-            check_emulation(target.arch)
+            check_emulation(target.arch, target.binfmt_entry)
             image_exists(self.options.engine, image)
             prune_stopped(self.options.engine)
             container = Container(image=image, options=self.options,
@@ -144,9 +142,11 @@ class ContainerBuilder:
                 f"the image {image} runs as {arch}, but {target} needs {target.arch}",
                 hint=f"configure an {target.arch} image for {target.platform}",
             )
+        # The platform's usual places; an image's own label comes right after the first
+        # (the pypa layout), before anything on PATH.
         label = image_label(self.options.engine, image, "org.wheelhouse.python")
-        script = _FIND_PYTHON.format(maj=target.python[0], min=target.python[1],
-                                     label=shlex.quote(label) if label else "")
+        first, *rest = target.python_candidates
+        script = find_python_script([first, label or "", *rest])
         try:
             return container.exec_output(script).strip()
         except EngineError:
@@ -196,10 +196,10 @@ class ContainerBuilder:
     ) -> CheckResult:
         """Install and check the wheel in a consumer container of the target's platform:
         no compiler, no network, nothing but what the wheels directory holds."""
-        image = self.consumer_images.get(target.platform)
-        if image is not None:
-            image = image.replace("{python}", target.version_string)
-        if image is None:
+        # Configured per platform ("{python}" is the target's X.Y), else the family's default.
+        image = self.consumer_images.get(target.platform, target.default_consumer_image)
+        image = image.replace("{python}", target.version_string)
+        if not image:
             raise EngineError(
                 f"no consumer image is configured for {target.platform}, so a new wheel "
                 "cannot be checked where it will run",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelhouse.build.errors import BuildFailed
+from wheelhouse.platforms import platforms
 from wheelhouse.store import file_lock
 
 #: how long installing system packages into a derived image may take.
@@ -25,19 +26,14 @@ def derived_tag(base_id: str, packages: Sequence[str]) -> str:
 
 
 def install_script(packages: Sequence[str]) -> str:
-    """Install system packages with whichever package manager the image has."""
-    pkgs = " ".join(shlex.quote(p) for p in sorted(set(packages)))
-    return (
-        "set -e; "
-        f"if command -v apk >/dev/null; then apk add --no-cache {pkgs}; "
-        f"elif command -v dnf >/dev/null; then dnf install -y {pkgs}; dnf clean all; "
-        f"elif command -v yum >/dev/null; then yum install -y {pkgs}; yum clean all; "
-        "elif command -v apt-get >/dev/null; then apt-get update -q && "
-        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {pkgs}"
-        " && rm -rf /var/lib/apt/lists/*; "
-        "else echo 'no known package manager (apk, dnf, yum, apt-get) in the image' >&2; "
-        "exit 1; fi"
-    )
+    """Install system packages with whichever package manager the image has (the managers
+    and their commands are platform data)."""
+    pkgs = sorted(set(packages))
+    branches = [f"command -v {m.command} >/dev/null; then {m.install_command(pkgs)}"
+                for m in platforms().package_managers]
+    names = ", ".join(m.command for m in platforms().package_managers)
+    return ("set -e; if " + "; elif ".join(branches)
+            + f"; else echo 'no known package manager ({names}) in the image' >&2; exit 1; fi")
 
 
 def ensure_derived(

@@ -6,7 +6,6 @@ Every failure of the engine is an ``EngineError`` that names the fix.
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from typing import IO, Literal
 
 from wheelhouse.build.runner import Completed, LocalRunner
 from wheelhouse.errors import EngineError
+from wheelhouse.targets import host_arch
 
 #: where the CA bundle appears inside build containers.
 CONTAINER_CA = "/etc/wheelhouse/ca-bundle.crt"
@@ -31,11 +31,6 @@ class ContainerOptions:
     #: the index builds use when network is "host" (None: only the copied-in wheels).
     index_url: str | None = None
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
-
-
-def host_arch() -> str:
-    machine = platform.machine()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine.lower(), machine)
 
 
 def check_engine(engine: str) -> None:
@@ -60,11 +55,11 @@ def check_engine(engine: str) -> None:
         )
 
 
-def check_emulation(arch: str) -> None:
+def check_emulation(arch: str, entry_name: str | None) -> None:
     """A foreign-architecture target needs a binfmt_misc handler for that architecture."""
-    if arch == host_arch():
+    if arch == host_arch() or entry_name is None:
         return
-    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{arch}"
+    entry = Path("/proc/sys/fs/binfmt_misc") / entry_name
     try:
         enabled = entry.read_text().splitlines()[0].strip() == "enabled"
     except (OSError, IndexError):

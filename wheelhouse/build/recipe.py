@@ -26,10 +26,8 @@ from wheelhouse.build.repair import (
 )
 from wheelhouse.build.runner import Runner
 from wheelhouse.config import PackageSettings
+from wheelhouse.platforms import platforms
 from wheelhouse.targets import Target
-
-#: a fixed timestamp for reproducible archives (the zip format cannot go before 1980).
-SOURCE_DATE_EPOCH = "315532800"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +84,9 @@ def build_wheel(
     Raises BuildFailed with the reason; the log has the details.
     """
     with recipe.workspace.open(sdist, build_deps) as paths:
-        env = {**recipe.env, **package.environment, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+        # The same timestamp for every build, so two builds of one sdist give the same bytes.
+        epoch = str(platforms().source_date_epoch)
+        env = {**recipe.env, **package.environment, "SOURCE_DATE_EPOCH": epoch}
         if paths.deps is not None:
             env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": paths.deps}
         return _build(recipe, paths, env, sdist=sdist, target=target, package=package,

@@ -13,27 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import sqlite3
-import tarfile
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.parser import BytesParser
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -47,10 +34,11 @@ from werkzeug.sansio.multipart import (
 )
 from werkzeug.wsgi import get_input_stream
 
+from wheelhouse.distributions import parse_filename
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.store import Origin, PublishStatus, Store
+from wheelhouse.store import Kind, Origin, PublishStatus, Store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -66,24 +54,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 _MAX_FIELD_BYTES = 16 << 20
 #: Each classifier and requirement is its own part; a few thousand is far beyond real ones.
 _MAX_PARTS = 5000
-#: METADATA is read into memory to validate and serve it (PEP 658); real ones are kilobytes.
-_MAX_METADATA_BYTES = 16 << 20
 _BLOCK = 1 << 20
-
-#: Architectures the manylinux and musllinux specs define images for (PEP 599/600/656 and
-#: pypa/manylinux); a tag naming another one cannot have been produced by auditwheel.
-_LINUX_ARCHES = frozenset({
-    "x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x", "riscv64",
-    "loongarch64",
-})
-_LEGACY_MANYLINUX = re.compile(r"manylinux(?:1|2010|2014)_(?P<arch>.+)")
-_MANYLINUX = re.compile(r"manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)")
-_MUSLLINUX = re.compile(r"musllinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)")
-#: Versions beyond these do not exist (glibc is at 2.4x, musl at 1.2) and will not for years;
-#: a tag above them is a typo or a forgery that would make installers prefer the file.
-_NEWEST_GLIBC = (2, 50)
-_NEWEST_MUSL = (1, 9)
-_OLDEST_GLIBC = (2, 5)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,122 +272,10 @@ def _one(fields: Mapping[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _plain_filename(name: str) -> str:
-    if (
-        not name
-        or len(name) > 255
-        or "/" in name
-        or "\\" in name
-        or ".." in name
-        or name.startswith(".")
-        or any(ord(c) < 32 or ord(c) == 127 for c in name)
-    ):
-        raise _bad(f"{name!r} is not a plain distribution filename")
-    return name
-
-
-def platform_problem(tag: Tag) -> str | None:
-    """Why an index should refuse a wheel with this tag, or None. Data, not installers' rules:
-    PEP 600/656 and the index recommendations in the platform-tags spec."""
-    plat = tag.platform
-    if plat.startswith("linux_"):
-        return (f"the platform tag {plat} promises nothing about the system libraries; repair "
-                "the wheel with auditwheel to get a manylinux or musllinux tag")
-    legacy = _LEGACY_MANYLINUX.fullmatch(plat)
-    if legacy:
-        arch = legacy["arch"]
-    else:
-        match = _MANYLINUX.fullmatch(plat) or _MUSLLINUX.fullmatch(plat)
-        if match is None:
-            return None
-        version = (int(match["major"]), int(match["minor"]))
-        arch = match["arch"]
-        if plat.startswith("manylinux"):
-            if not _OLDEST_GLIBC <= version <= _NEWEST_GLIBC:
-                return (f"the platform tag {plat} names glibc {version[0]}.{version[1]}, "
-                        "which does not exist")
-        elif not (1, 0) <= version <= _NEWEST_MUSL:
-            return f"the platform tag {plat} names musl {version[0]}.{version[1]}, which does " \
-                   "not exist"
-    if arch not in _LINUX_ARCHES:
-        return f"the platform tag {plat} names an unknown architecture {arch!r}"
-    return None
-
-
-def _check_wheel_name(filename: str) -> tuple[NormalizedName, Version]:
-    try:
-        project, version, _build, tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename as e:
-        raise _bad(f"{filename}: {e}") from None
-    for tag in sorted(tags, key=str):
-        problem = platform_problem(tag)
-        if problem is not None:
-            raise _bad(f"{filename}: {problem}")
-    return project, version
-
-
-def _check_sdist_name(filename: str) -> tuple[NormalizedName, Version]:
-    if not filename.endswith(".tar.gz"):
-        raise _bad(f"{filename}: an sdist must be a .tar.gz (PEP 625)")
-    try:
-        project, version = parse_sdist_filename(filename)
-    except InvalidSdistFilename as e:
-        raise _bad(f"{filename}: {e}") from None
-    expected = f"{project.replace('-', '_')}-{version}.tar.gz"
-    if filename != expected:
-        raise _bad(f"{filename}: the sdist name is not normalized as PEP 625 requires; "
-                   f"expected {expected}")
-    return project, version
-
-
-def _check_wheel_archive(path: Path, filename: str) -> None:
-    """What the store's own check would trip over in a hostile zip: a METADATA that inflates
-    to gigabytes in memory, or a compression method zipfile cannot read (NotImplementedError,
-    which is no InvalidDistribution). Everything else is the store's to judge."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.filename.count("/") != 1 or not info.filename.endswith(
-                        ".dist-info/METADATA"):
-                    continue
-                if info.file_size > _MAX_METADATA_BYTES:
-                    raise _bad(f"{filename}: METADATA is {info.file_size} bytes; the limit is "
-                               f"{_MAX_METADATA_BYTES}")
-                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                    raise _bad(f"{filename}: METADATA uses zip compression method "
-                               f"{info.compress_type}; wheels use stored or deflated")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
-        raise _bad(f"{filename} is not a readable zip archive: {e}") from None
-
-
-def _check_sdist_contents(path: Path, filename: str, project: str, version: Version) -> None:
-    """An sdist must be a gzipped tar with ``<name>-<version>/PKG-INFO`` that agrees with its
-    filename: the store checks wheels' METADATA, but takes any bytes under an sdist name."""
-    wanted = filename[: -len(".tar.gz")] + "/PKG-INFO"
-    try:
-        with tarfile.open(path, "r:gz") as tf:
-            member = next((m for m in tf if m.name in (wanted, "./" + wanted)), None)
-            handle = tf.extractfile(member) if member is not None and member.isfile() else None
-            if handle is None:
-                raise _bad(f"{filename}: the sdist has no {wanted}")
-            pkg_info = handle.read(1 << 20)
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise _bad(f"{filename} is not a readable .tar.gz: {e}") from None
-    headers = BytesParser().parsebytes(pkg_info, headersonly=True)
-    name, meta_version = headers.get("Name"), headers.get("Version")
-    if not name or canonicalize_name(name) != project:
-        raise _bad(f"{filename}: PKG-INFO names project {name!r}, the filename {project!r}")
-    try:
-        same = meta_version is not None and Version(meta_version) == version
-    except InvalidVersion:
-        same = False
-    if not same:
-        raise _bad(f"{filename}: PKG-INFO has version {meta_version!r}, the filename {version}")
-
-
 def _check_form(form: _Form) -> tuple[str, str | None]:
-    """Validate everything but the distribution's insides; returns (filename, requires_python
-    from the form for sdists, which have no METADATA the store reads)."""
+    """Validate the form and the filename (the store checks the file when it publishes it);
+    returns (filename, requires_python from the form for sdists, whose PKG-INFO the store
+    does not keep)."""
     fields = form.fields
     action = _one(fields, ":action")
     if action != "file_upload":
@@ -424,13 +283,13 @@ def _check_form(form: _Form) -> tuple[str, str | None]:
     protocol = _one(fields, "protocol_version")
     if protocol is not None and protocol != "1":
         raise _bad(f"unsupported protocol_version {protocol!r}: this index speaks version 1")
-    filename = _plain_filename(form.filename)
-    if filename.endswith(".whl"):
-        kind, (project, version) = "bdist_wheel", _check_wheel_name(filename)
-    elif filename.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz")):
-        kind, (project, version) = "sdist", _check_sdist_name(filename)
-    else:
-        raise _bad(f"{filename} is neither a wheel (.whl) nor an sdist (.tar.gz)")
+    try:
+        # The archive itself is checked by Store.publish, which every upload goes through.
+        dist = parse_filename(form.filename, strict=True)
+    except InvalidDistribution as e:
+        raise _bad(e.message) from None
+    filename, project, version = form.filename, dist.project, dist.version
+    kind = "bdist_wheel" if dist.kind is Kind.WHEEL else "sdist"
     filetype = _one(fields, "filetype")
     if filetype is not None and filetype != kind:
         raise _bad(f"{filename}: filetype {filetype!r} does not fit the filename ({kind})")
@@ -462,11 +321,7 @@ def _check_form(form: _Form) -> tuple[str, str | None]:
             SpecifierSet(requires_python)
         except InvalidSpecifier:
             raise _bad(f"requires_python {requires_python!r} is not a valid specifier") from None
-    if kind == "sdist":
-        _check_sdist_contents(form.path, filename, project, version)
-        return filename, requires_python
-    _check_wheel_archive(form.path, filename)
-    return filename, None
+    return filename, requires_python if dist.kind is Kind.SDIST else None
 
 
 # -- the endpoint -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from wheelhouse.distributions import inspect_distribution
+from wheelhouse import distributions
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.store import catalogue
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
@@ -162,7 +162,8 @@ class Store:
         staged = source if consume else self._stage_copy(source)
         try:
             # Inspect the staged copy, so what is validated is exactly what gets published.
-            info = inspect_distribution(staged, name)
+            # Uploads meet the index's own rules; fetched and built files what indexes hold.
+            info = distributions.inspect(staged, name, strict=origin is Origin.UPLOADED)
             digest = sha256_file(staged)
             if expected_sha256 is not None and digest != expected_sha256.lower():
                 raise InvalidDistribution(
