@@ -12,8 +12,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from wheelhouse.config import ServerOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -22,6 +25,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def local_options(store: Path, **options: Any) -> ServerOptions:
+    """Options of a server in a test: 127.0.0.1, a free port, no access log."""
+    return ServerOptions(store=store, host="127.0.0.1", port=0, access_log=False, **options)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

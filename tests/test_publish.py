@@ -17,6 +17,7 @@ import pytest
 from werkzeug.formparser import parse_form_data
 from werkzeug.test import create_environ
 
+from tests.conftest import local_options
 from tests.test_server import make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
 from wheelhouse.errors import WheelhouseError
@@ -73,7 +74,7 @@ def remote_factory(tmp_path: Path) -> Iterator[Any]:
         root = tmp_path / f"remote-{len(servers)}"
         if "upload_token" not in options:
             Store(root)
-        server = make_server(root, "127.0.0.1", 0, threads=4, access_log=False, **options)
+        server = make_server(local_options(root, threads=4, **options))
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         servers.append((server, thread))

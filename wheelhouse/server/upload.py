@@ -47,6 +47,7 @@ from werkzeug.sansio.multipart import (
 )
 from werkzeug.wsgi import get_input_stream
 
+from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
@@ -56,10 +57,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 log = logging.getLogger(__name__)
-
-#: The largest distribution file accepted by default. PyPI's default is 100 MiB; private
-#: indexes hold CUDA-sized wheels, so the default is generous and the option lowers it.
-DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
 #: The form fields (metadata, often with the README as ``description``) are kept in memory;
 #: this bounds them separately from the file, which goes to disk.
