@@ -12,7 +12,6 @@ import errno
 import importlib.util
 import logging
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -79,25 +78,27 @@ def check_store(store_root: Path, *, create: bool = False) -> None:
     and this one is closed when the thread ends, before any worker is forked (a connection
     must never be used on both sides of a fork).
     """
-    failure: list[BaseException] = []
+    failure: list[WheelhouseError] = []
 
     def read() -> None:
         try:
-            Store(Path(store_root), readonly=not create).generation()
-        except (WheelhouseError, sqlite3.Error, OSError) as e:
+            store = Store(Path(store_root), readonly=not create)
+        except WheelhouseError as e:  # none there, or not writable: its own message says so
             failure.append(e)
+            return
+        try:
+            store.generation()
+        except (StoreError, OSError) as e:
+            failure.append(StoreError(
+                f"cannot read the catalogue of the store at {store_root}: {e}",
+                hint="check that the path is a wheelhouse store and readable by this user",
+            ))
 
     reader = threading.Thread(target=read, name="wheelhouse-store-check")
     reader.start()
     reader.join()
     if failure:
-        error = failure[0]
-        if isinstance(error, WheelhouseError):
-            raise error
-        raise StoreError(
-            f"cannot read the catalogue of the store at {store_root}: {error}",
-            hint="check that the path is a wheelhouse store and readable by this user",
-        )
+        raise failure[0]
 
 
 def _probe_address(host: str) -> str:

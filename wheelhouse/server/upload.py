@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sqlite3
 import tarfile
 import zipfile
 import zlib
@@ -503,7 +502,7 @@ def handle_upload(
                           reason="File already exists") from None
         except InvalidDistribution as e:
             raise _bad(e.message) from None
-        except (StoreError, sqlite3.Error, OSError):
+        except (StoreError, OSError):
             # Not the client's fault: 503 tells twine and uv to retry, which is safe because a
             # repeated upload of the same bytes is a no-op.
             log.exception("could not publish the upload of %s", filename)
