@@ -21,15 +21,10 @@ from tests.conftest import local_options
 from tests.test_server import make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
 from wheelhouse.errors import WheelhouseError
-from wheelhouse.publish import (
-    MultipartBody,
-    PublishError,
-    _form_fields,
-    publish_missing,
-    simple_url_for,
-)
+from wheelhouse.publish import PublishError, publish_missing, simple_url_for
 from wheelhouse.server import make_server
 from wheelhouse.store import Origin, Store
+from wheelhouse.uploadform import MultipartBody, form_fields
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -266,7 +261,7 @@ def test_form_fields_come_from_the_metadata(builder: Store, tmp_path: Path) -> N
             data = zin.read(item)
             zout.writestr(item, metadata if item.filename.endswith("METADATA") else data)
     f = builder.publish(rewritten, origin=Origin.BUILT).file
-    fields = _form_fields(builder, f)
+    fields = form_fields(builder, f)
     multi: dict[str, list[str]] = {}
     for key, value in fields:
         multi.setdefault(key, []).append(value)
@@ -285,7 +280,7 @@ def test_form_fields_come_from_the_metadata(builder: Store, tmp_path: Path) -> N
     assert multi["filetype"] == ["bdist_wheel"] and multi["pyversion"] == ["py3"]
     sdist = builder.get("wh_pub_a-1.1.tar.gz")
     assert sdist is not None
-    sdist_fields = dict(_form_fields(builder, sdist))
+    sdist_fields = dict(form_fields(builder, sdist))
     assert sdist_fields["filetype"] == "sdist" and sdist_fields["pyversion"] == "source"
     assert sdist_fields["requires_python"] == ">=3.10"
 
