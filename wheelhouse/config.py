@@ -320,18 +320,17 @@ class ServerOptions:
     store: Path
     host: str = "127.0.0.1"
     port: int = 8000
-    #: accept uploads at /legacy/ from clients presenting it (HTTP Basic, user __token__);
-    #: None answers uploads 403. With a token a missing store is created.
+    #: accept uploads at /legacy/ with it (HTTP Basic, user __token__), and create a missing
+    #: store; None: uploads answer 403.
     upload_token: str | None = field(default=None, repr=False)
-    #: every read except /health needs it (or the upload token); None: reading is open.
+    #: every read but /health needs it (or the upload token); None: reading is open.
     read_token: str | None = field(default=None, repr=False)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: the simple index that names the store does not host fall through to; None: off.
     upstream_url: str | None = None
     #: seconds a fall-through page is kept.
     upstream_ttl: float = 600.0
-    #: seconds clients may reuse a simple page without asking (0: always revalidate, which a
-    #: 304 makes cheap).
+    #: seconds clients may reuse a simple page unasked (0: always revalidate; 304s are cheap).
     page_max_age: int = 0
     #: how often, at most, the store's generation is checked.
     refresh_interval: float = 0.5
@@ -397,16 +396,11 @@ def server_options(
         raise UsageError("--workers needs --server granian",
                          hint="the built-in server is one process; drop --workers")
     return ServerOptions(
-        store=settings.store,
-        host=settings.host,
-        port=settings.port,
+        store=settings.store, host=settings.host, port=settings.port,
         upload_token=resolve_token("upload", upload_token_file, environ),
         read_token=resolve_token("read", read_token_file, environ),
         max_upload_bytes=(DEFAULT_MAX_UPLOAD_BYTES if max_upload_bytes is None
                           else max_upload_bytes),
         upstream_url=settings.index_url if settings.fall_through else None,
-        server=kind,
-        workers=workers,
-        threads=threads,
-        access_log=access_log,
+        server=kind, workers=workers, threads=threads, access_log=access_log,
     )
