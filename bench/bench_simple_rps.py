@@ -86,8 +86,10 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 
 def start_ours(store: Path, threads: int) -> tuple[subprocess.Popen[str], str]:
     code = (
-        "import sys; from pathlib import Path; from wheelhouse.server import serve; "
-        "serve(Path(sys.argv[1]), '127.0.0.1', 0, threads=int(sys.argv[2]), access_log=False, "
+        "import sys; from pathlib import Path; "
+        "from wheelhouse.server import ServerOptions, serve; "
+        "serve(ServerOptions(store=Path(sys.argv[1]), host='127.0.0.1', port=0, "
+        "threads=int(sys.argv[2]), access_log=False), "
         "on_ready=lambda line: print(line, flush=True))"
     )
     proc = subprocess.Popen(
@@ -124,8 +126,8 @@ def start_granian(exe: str, work: Path, store: Path) -> tuple[subprocess.Popen[s
     one-connection-per-request limit. Optional; granian is not a project dependency."""
     (work / "bench_app.py").write_text(
         "from pathlib import Path\n"
-        "from wheelhouse.server import create_app\n"
-        f"app = create_app(Path({str(store)!r}))\n"
+        "from wheelhouse.server import ServerOptions, create_app\n"
+        f"app = create_app(ServerOptions(store=Path({str(store)!r})))\n"
     )
     port = free_port()
     # granian runs its own interpreter: give it this one's packages, and wheelhouse itself by

@@ -12,8 +12,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from wheelhouse.config import ServerOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -22,6 +25,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def local_options(store: Path, **options: Any) -> ServerOptions:
+    """Options of a server in a test: 127.0.0.1, a free port, no access log."""
+    return ServerOptions(store=store, host="127.0.0.1", port=0, access_log=False, **options)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -179,16 +187,24 @@ def make_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
+def _wheelhouse_containers() -> set[str]:
+    done = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=org.wheelhouse.builder"],
+        capture_output=True, text=True, check=False)
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind() -> Iterator[None]:
-    """Every builder or check container wheelhouse starts is removed, whatever the test did;
-    checked once all tests have run (where an engine exists)."""
+    """Every builder or check container wheelhouse starts during the tests is removed,
+    whatever the test did; checked once all tests have run (where an engine exists). Only
+    containers that appeared during this session count: another session on the same engine
+    keeps its own."""
+    before = _wheelhouse_containers() if engine_ready() is None else set()
     yield
     if engine_ready() is not None:
         return
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=org.wheelhouse.builder"],
-        capture_output=True, text=True, check=False).stdout.split()
+    left = sorted(_wheelhouse_containers() - before)
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
     assert not left, f"{len(left)} wheelhouse container(s) were left behind"

@@ -26,8 +26,8 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + digest.decode()
 
 
-def wheel_filename(name: str, version: str) -> str:
-    return f"{dist_name(name)}-{version}-py3-none-any.whl"
+def wheel_filename(name: str, version: str, tag: str = "py3-none-any") -> str:
+    return f"{dist_name(name)}-{version}-{tag}.whl"
 
 
 def wheel_bytes(
@@ -39,8 +39,11 @@ def wheel_bytes(
     module_source: str = "",
     compression: int = zipfile.ZIP_DEFLATED,
     generator: str = "wheelhouse-tests",
+    tag: str = "py3-none-any",
 ) -> bytes:
-    """A minimal valid pure wheel: one module plus METADATA, WHEEL and a correct RECORD."""
+    """A minimal valid wheel: one module plus METADATA, WHEEL and a correct RECORD. With a
+    platform ``tag`` (e.g. cp311-cp311-manylinux_2_17_x86_64) it says so, but holds no
+    compiled code: enough for planning and serving, not for importing an extension."""
     dist = dist_name(name)
     dist_info = f"{dist}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
@@ -51,8 +54,8 @@ def wheel_bytes(
         f"{dist}/__init__.py": (module_source or f"VERSION = {version!r}\n").encode(),
         f"{dist_info}/METADATA": metadata.encode(),
         f"{dist_info}/WHEEL": (
-            f"Wheel-Version: 1.0\nGenerator: {generator}\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
+            f"Wheel-Version: 1.0\nGenerator: {generator}\n"
+            f"Root-Is-Purelib: {'true' if tag.endswith('-any') else 'false'}\nTag: {tag}\n"
         ).encode(),
     }
     record = "".join(f"{p},{_record_hash(b)},{len(b)}\n" for p, b in files.items())
@@ -66,7 +69,8 @@ def wheel_bytes(
 
 def write_wheel(directory: Path, name: str, version: str, **options: object) -> Path:
     """``wheel_bytes`` written to ``directory``; returns the wheel's path."""
-    path = directory / wheel_filename(name, version)
+    tag = str(options.get("tag", "py3-none-any"))
+    path = directory / wheel_filename(name, version, tag)
     path.write_bytes(wheel_bytes(name, version, **options))  # type: ignore[arg-type]
     return path
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse.config import default_store, load_settings
-from wheelhouse.errors import ConfigError
+from wheelhouse.config import Settings, default_store, load_settings, server_options
+from wheelhouse.errors import ConfigError, UsageError
 
 
 def test_cascade_defaults_file_env_flags(tmp_path: Path) -> None:
@@ -66,3 +66,28 @@ def test_default_store_does_not_collide_with_the_source_folder(tmp_path: Path) -
     repo = Path(__file__).resolve().parent.parent
     assert not store.resolve().is_relative_to(repo / "wheelhouse")
     assert store.name == "store"
+
+
+def test_server_options_resolve_tokens_once(tmp_path: Path) -> None:
+    settings = Settings(store=tmp_path, port=9000, fall_through=True,
+                        index_url="http://up/simple/")
+    env = {"WHEELHOUSE_UPLOAD_TOKEN": "from-env", "WHEELHOUSE_READ_TOKEN": ""}
+    options = server_options(settings, environ=env)
+    assert (options.store, options.port, options.upstream_url) == (
+        tmp_path, 9000, "http://up/simple/")
+    assert options.upload_token == "from-env" and options.read_token is None
+    assert "from-env" not in repr(options)
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    options = server_options(settings, read_token_file=token_file, environ=env)
+    assert options.read_token == "from-file"
+    assert server_options(Settings(store=tmp_path), environ={}).upstream_url is None
+
+
+def test_server_kind_follows_workers(tmp_path: Path) -> None:
+    settings = Settings(store=tmp_path)
+    assert server_options(settings, environ={}).server == "builtin"
+    assert server_options(settings, workers=3, environ={}).server == "granian"
+    assert server_options(settings, server="granian", environ={}).workers is None
+    with pytest.raises(UsageError, match="--workers needs --server granian"):
+        server_options(settings, server="builtin", workers=2, environ={})

@@ -28,7 +28,7 @@ from tests.conftest import free_port, wheelhouse
 from tests.distributions import write_sdist, write_wheel
 from wheelhouse.errors import StoreError, UsageError
 from wheelhouse.export import MARKER, export
-from wheelhouse.server import create_app
+from wheelhouse.server import ServerOptions, create_app
 from wheelhouse.store import Origin, Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def test_tree_layout(store_root: Path, tmp_path: Path) -> None:
 
 
 def test_pages_equal_what_the_server_serves(store_root: Path, exported: Path) -> None:
-    client = create_app(store_root).test_client()
+    client = create_app(ServerOptions(store=store_root)).test_client()
     cases = [
         ("/simple/", "text/html", "simple/index.html"),
         ("/simple/", JSON, "simple/index.json"),

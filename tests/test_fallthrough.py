@@ -1,4 +1,4 @@
-"""Tests of the upstream fall-through (``create_app(upstream_url=...)``) and of its
+"""Tests of the upstream fall-through (``ServerOptions(upstream_url=...)``) and of its
 dependency-confusion policy: names the store hosts are answered from the store alone.
 
 Most tests use a fake upstream on 127.0.0.1 that behaves like the mirror this project sees
@@ -26,10 +26,11 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from tests.conftest import local_options
 from tests.test_server import Anchors, make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, basic, client_env, make_sdist
 from wheelhouse.errors import UsageError
-from wheelhouse.server import create_app, make_server
+from wheelhouse.server import ServerOptions, create_app, make_server
 from wheelhouse.server.fallthrough import UpstreamPages
 from wheelhouse.store import Origin, Store
 
@@ -157,7 +158,8 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=[True, False], ids=["hot", "flask"])
 def client(request: pytest.FixtureRequest, root: Path, upstream: FakeUpstream) -> FlaskClient:
-    return create_app(root, upstream_url=upstream.url, hot_path=request.param).test_client()
+    options = ServerOptions(store=root, upstream_url=upstream.url, hot_path=request.param)
+    return create_app(options).test_client()
 
 
 def anchors(body: bytes) -> list[tuple[dict[str, str | None], str]]:
@@ -170,7 +172,7 @@ def anchors(body: bytes) -> list[tuple[dict[str, str | None], str]]:
 
 
 def test_off_by_default_unknown_names_are_404(root: Path, upstream: FakeUpstream) -> None:
-    client = create_app(root).test_client()
+    client = create_app(ServerOptions(store=root)).test_client()
     assert client.get("/simple/wh-dep/").status_code == 404
     assert upstream.hits == []
     assert client.get("/health").get_json()["fall_through"] is False
@@ -238,7 +240,8 @@ def test_non_normalized_name_redirects_like_hosted_ones(client: FlaskClient) -> 
 
 
 def test_pages_are_cached_for_the_ttl(root: Path, upstream: FakeUpstream) -> None:
-    client = create_app(root, upstream_url=upstream.url, upstream_ttl=0.3).test_client()
+    options = ServerOptions(store=root, upstream_url=upstream.url, upstream_ttl=0.3)
+    client = create_app(options).test_client()
     first = client.get("/simple/wh-dep/")
     etag = first.headers["ETag"]
     for _ in range(5):
@@ -254,7 +257,7 @@ def test_pages_are_cached_for_the_ttl(root: Path, upstream: FakeUpstream) -> Non
 
 
 def test_upstream_failure_is_502_never_404(root: Path, upstream: FakeUpstream) -> None:
-    client = create_app(root, upstream_url=upstream.url).test_client()
+    client = create_app(ServerOptions(store=root, upstream_url=upstream.url)).test_client()
     upstream.status = 500
     resp = client.get("/simple/wh-dep/")
     assert resp.status_code == 502
@@ -266,7 +269,8 @@ def test_upstream_failure_is_502_never_404(root: Path, upstream: FakeUpstream) -
 
 def test_stale_page_is_served_while_upstream_is_down(root: Path,
                                                      upstream: FakeUpstream) -> None:
-    client = create_app(root, upstream_url=upstream.url, upstream_ttl=0.1).test_client()
+    options = ServerOptions(store=root, upstream_url=upstream.url, upstream_ttl=0.1)
+    client = create_app(options).test_client()
     good = client.get("/simple/wh-dep/")
     upstream.status = 503
     time.sleep(0.15)
@@ -293,7 +297,7 @@ def test_hostile_links_are_dropped(client: FlaskClient, upstream: FakeUpstream) 
 
 
 def test_concurrent_requests_ask_upstream_once(root: Path, upstream: FakeUpstream) -> None:
-    app = create_app(root, upstream_url=upstream.url)
+    app = create_app(ServerOptions(store=root, upstream_url=upstream.url))
     upstream.delay = 0.3
     statuses: list[int] = []
 
@@ -330,13 +334,13 @@ def test_the_cache_is_bounded() -> None:
                                  "https://user:secret@h/simple/", "https://h/simple/?x=1"])
 def test_unusable_upstream_urls(root: Path, url: str) -> None:
     with pytest.raises(UsageError) as info:
-        create_app(root, upstream_url=url)
+        create_app(ServerOptions(store=root, upstream_url=url))
     assert "secret" not in info.value.message
 
 
 def test_fall_through_needs_the_read_token_too(root: Path, upstream: FakeUpstream) -> None:
-    client = create_app(root, upstream_url=upstream.url, upload_token=TOKEN,
-                        read_token=READ_TOKEN).test_client()
+    client = create_app(ServerOptions(store=root, upstream_url=upstream.url, upload_token=TOKEN,
+                                      read_token=READ_TOKEN)).test_client()
     assert client.get("/simple/wh-dep/").status_code == 401
     assert upstream.hits == []
     assert client.get("/simple/wh-dep/", headers=basic(READ_TOKEN)).status_code == 200
@@ -381,8 +385,7 @@ class Live:
 
 @pytest.fixture
 def live(root: Path, upstream: FakeUpstream) -> Iterator[Live]:
-    server = make_server(root, "127.0.0.1", 0, threads=4, access_log=False,
-                         upstream_url=upstream.url)
+    server = make_server(local_options(root, threads=4, upstream_url=upstream.url))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -502,8 +505,7 @@ def pypi_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def pypi_live(pypi_root: Path) -> Iterator[Live]:
-    server = make_server(pypi_root, "127.0.0.1", 0, threads=4, access_log=False,
-                         upstream_url=PYPI)
+    server = make_server(local_options(pypi_root, threads=4, upstream_url=PYPI))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -551,9 +553,9 @@ def test_pip_installs_an_unhosted_pypi_project_through_us(pypi_live: Live,
 @pytest.mark.slow
 def test_without_fall_through_pypi_projects_are_404(pypi_root: Path, tmp_path: Path) -> None:
     _skip_without_pypi()
-    client = create_app(pypi_root).test_client()
+    client = create_app(ServerOptions(store=pypi_root)).test_client()
     assert client.get("/simple/six/").status_code == 404
-    server = make_server(pypi_root, "127.0.0.1", 0, threads=2, access_log=False)
+    server = make_server(local_options(pypi_root, threads=2))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -37,7 +37,7 @@ from tests.test_export import (
     write_wheel,
 )
 from wheelhouse.errors import ServeError, StoreError
-from wheelhouse.server import production
+from wheelhouse.server import ServerOptions, production
 from wheelhouse.server.production import serve_production
 from wheelhouse.store import Origin, Store
 
@@ -49,10 +49,12 @@ LAUNCHER = """
 import sys
 from pathlib import Path
 from wheelhouse.errors import WheelhouseError
+from wheelhouse.server import ServerOptions
 from wheelhouse.server.production import serve_production
 try:
-    serve_production(Path(sys.argv[1]), "127.0.0.1", int(sys.argv[2]), workers=int(sys.argv[3]),
-                     threads=2, access_log=False, upload_token=sys.argv[4] or None,
+    serve_production(ServerOptions(store=Path(sys.argv[1]), host="127.0.0.1",
+                                   port=int(sys.argv[2]), workers=int(sys.argv[3]), threads=2,
+                                   access_log=False, upload_token=sys.argv[4] or None),
                      on_ready=lambda line: print(line, flush=True))
 except WheelhouseError as e:
     print(f"error: {e.message}", flush=True)
@@ -266,7 +268,7 @@ def test_port_in_use_is_one_clear_serve_error(store_root: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ServeError, match=f"port {port} on 127.0.0.1 is already in use") as e:
-            serve_production(store_root, "127.0.0.1", port)
+            serve_production(ServerOptions(store=store_root, host="127.0.0.1", port=port))
         assert e.value.hint is not None and "--port" in e.value.hint
 
 
@@ -284,7 +286,8 @@ def test_a_second_production_server_on_the_same_port_is_refused(
 
 def test_missing_store_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no wheelhouse store"):
-        serve_production(tmp_path / "nothing", "127.0.0.1", free_port())
+        serve_production(ServerOptions(store=tmp_path / "nothing", host="127.0.0.1",
+                                       port=free_port()))
 
 
 def test_unreadable_catalogue_fails_in_the_launcher(tmp_path: Path) -> None:
@@ -298,16 +301,16 @@ def test_unreadable_catalogue_fails_in_the_launcher(tmp_path: Path) -> None:
 
 def test_bad_worker_and_thread_counts(store_root: Path) -> None:
     with pytest.raises(ServeError, match="workers must be at least 1"):
-        serve_production(store_root, "127.0.0.1", 0, workers=0)
+        serve_production(ServerOptions(store=store_root, host="127.0.0.1", port=0, workers=0))
     with pytest.raises(ServeError, match="threads must be at least 1"):
-        serve_production(store_root, "127.0.0.1", 0, threads=0)
+        serve_production(ServerOptions(store=store_root, host="127.0.0.1", port=0, threads=0))
 
 
 def test_without_granian_is_a_serve_error(store_root: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(production, "granian_available", lambda: False)
     with pytest.raises(ServeError, match="needs granian") as e:
-        serve_production(store_root, "127.0.0.1", 0)
+        serve_production(ServerOptions(store=store_root, host="127.0.0.1", port=0))
     assert e.value.hint is not None and "pip install" in e.value.hint
 
 

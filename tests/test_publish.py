@@ -17,18 +17,14 @@ import pytest
 from werkzeug.formparser import parse_form_data
 from werkzeug.test import create_environ
 
+from tests.conftest import local_options
 from tests.test_server import make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
 from wheelhouse.errors import WheelhouseError
-from wheelhouse.publish import (
-    MultipartBody,
-    PublishError,
-    _form_fields,
-    publish_missing,
-    simple_url_for,
-)
+from wheelhouse.publish import PublishError, publish_missing, simple_url_for
 from wheelhouse.server import make_server
 from wheelhouse.store import Origin, Store
+from wheelhouse.uploadform import MultipartBody, form_fields
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -73,7 +69,7 @@ def remote_factory(tmp_path: Path) -> Iterator[Any]:
         root = tmp_path / f"remote-{len(servers)}"
         if "upload_token" not in options:
             Store(root)
-        server = make_server(root, "127.0.0.1", 0, threads=4, access_log=False, **options)
+        server = make_server(local_options(root, threads=4, **options))
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -265,7 +261,7 @@ def test_form_fields_come_from_the_metadata(builder: Store, tmp_path: Path) -> N
             data = zin.read(item)
             zout.writestr(item, metadata if item.filename.endswith("METADATA") else data)
     f = builder.publish(rewritten, origin=Origin.BUILT).file
-    fields = _form_fields(builder, f)
+    fields = form_fields(builder, f)
     multi: dict[str, list[str]] = {}
     for key, value in fields:
         multi.setdefault(key, []).append(value)
@@ -284,7 +280,7 @@ def test_form_fields_come_from_the_metadata(builder: Store, tmp_path: Path) -> N
     assert multi["filetype"] == ["bdist_wheel"] and multi["pyversion"] == ["py3"]
     sdist = builder.get("wh_pub_a-1.1.tar.gz")
     assert sdist is not None
-    sdist_fields = dict(_form_fields(builder, sdist))
+    sdist_fields = dict(form_fields(builder, sdist))
     assert sdist_fields["filetype"] == "sdist" and sdist_fields["pyversion"] == "source"
     assert sdist_fields["requires_python"] == ">=3.10"
 

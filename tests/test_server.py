@@ -29,11 +29,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from packaging.utils import canonicalize_name
 
+from tests.conftest import local_options
 from tests.distributions import write_sdist as make_sdist
 from tests.distributions import write_wheel as make_wheel
 from wheelhouse import index
 from wheelhouse.errors import ServeError, StoreError
-from wheelhouse.server import create_app, make_server, serve
+from wheelhouse.server import ServerOptions, create_app, make_server, serve
 from wheelhouse.server.state import IndexState
 from wheelhouse.store import Origin, Store
 
@@ -77,7 +78,7 @@ def store_root(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=[True, False], ids=["hot", "flask"])
 def app(request: pytest.FixtureRequest, store_root: Path) -> Flask:
-    return create_app(store_root, hot_path=request.param)
+    return create_app(ServerOptions(store=store_root, hot_path=request.param))
 
 
 @pytest.fixture
@@ -352,7 +353,7 @@ def test_html_and_json_agree(client: FlaskClient) -> None:
 
 
 def test_upload_time_is_stable_across_refreshes(store_root: Path) -> None:
-    app = create_app(store_root, refresh_interval=0)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=0))
     client = app.test_client()
     first = client.get("/simple/foo-bar/", headers={"Accept": JSON}).get_json(force=True)
     Store(store_root).publish(make_wheel(store_root.parent / "src", "foo-bar", "9.0"),
@@ -527,7 +528,7 @@ def test_head_page(client: FlaskClient) -> None:
 
 
 def test_page_max_age_option(store_root: Path) -> None:
-    client = create_app(store_root, page_max_age=30).test_client()
+    client = create_app(ServerOptions(store=store_root, page_max_age=30)).test_client()
     assert client.get("/simple/").headers["Cache-Control"] == "max-age=30, must-revalidate"
 
 
@@ -574,7 +575,7 @@ def test_health(client: FlaskClient) -> None:
 
 def test_missing_store_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no wheelhouse store"):
-        create_app(tmp_path / "nothing")
+        create_app(ServerOptions(store=tmp_path / "nothing"))
 
 
 def test_unreadable_catalogue_at_start_is_a_store_error(tmp_path: Path) -> None:
@@ -582,12 +583,12 @@ def test_unreadable_catalogue_at_start_is_a_store_error(tmp_path: Path) -> None:
     root.mkdir()
     (root / "catalogue.sqlite3").write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="cannot read the catalogue"):
-        create_app(root)
+        create_app(ServerOptions(store=root))
 
 
 def test_requests_neither_rescan_nor_rerender(store_root: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    app = create_app(store_root, refresh_interval=3600)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=3600))
     state: IndexState = app.extensions["wheelhouse"].state
     calls: list[str] = []
     monkeypatch.setattr(state.store, "files", lambda *a: calls.append("files") or [])
@@ -603,7 +604,7 @@ def test_requests_neither_rescan_nor_rerender(store_root: Path,
 
 
 def test_new_publication_is_visible_within_a_second(store_root: Path) -> None:
-    client = create_app(store_root).test_client()
+    client = create_app(ServerOptions(store=store_root)).test_client()
     before = client.get("/simple/other/")
     foo_etag = client.get("/simple/foo-bar/").headers["ETag"]
     Store(store_root).publish(make_wheel(store_root.parent / "src", "other", "0.2"),
@@ -621,7 +622,7 @@ def test_new_publication_is_visible_within_a_second(store_root: Path) -> None:
 
 
 def test_only_changed_projects_are_rerendered(store_root: Path) -> None:
-    app = create_app(store_root, refresh_interval=3600)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=3600))
     state: IndexState = app.extensions["wheelhouse"].state
     old = state.current()
     Store(store_root).set_yanked("foo_bar-1.0-py3-none-any.whl", "oops")
@@ -635,7 +636,7 @@ def test_only_changed_projects_are_rerendered(store_root: Path) -> None:
 
 
 def test_new_project_appears_in_project_list(store_root: Path) -> None:
-    app = create_app(store_root, refresh_interval=3600)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=3600))
     client = app.test_client()
     assert client.get("/simple/newcomer/").status_code == 404
     Store(store_root).publish(make_wheel(store_root.parent / "src", "NewComer", "1.0"),
@@ -648,7 +649,7 @@ def test_new_project_appears_in_project_list(store_root: Path) -> None:
 def test_unreadable_catalogue_keeps_the_last_good_state(
     store_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(store_root, refresh_interval=0)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=0))
     state: IndexState = app.extensions["wheelhouse"].state
 
     def broken() -> int:
@@ -661,8 +662,8 @@ def test_unreadable_catalogue_keeps_the_last_good_state(
 
 
 def test_hot_path_and_flask_answer_alike(store_root: Path) -> None:
-    hot = create_app(store_root).test_client()
-    plain = create_app(store_root, hot_path=False).test_client()
+    hot = create_app(ServerOptions(store=store_root)).test_client()
+    plain = create_app(ServerOptions(store=store_root, hot_path=False)).test_client()
     requests: list[tuple[str, str, dict[str, str]]] = []
     for path in ["/simple/", "/simple", "/simple/foo-bar/", "/simple/Foo_Bar", "/simple/nope/",
                  "/simple/foo-bar/?format=text/html",
@@ -685,7 +686,7 @@ def test_hot_path_and_flask_answer_alike(store_root: Path) -> None:
 
 
 def test_concurrent_requests_during_publishing(store_root: Path) -> None:
-    app = create_app(store_root, refresh_interval=0.01)
+    app = create_app(ServerOptions(store=store_root, refresh_interval=0.01))
     errors: list[str] = []
     stop = threading.Event()
 
@@ -730,7 +731,7 @@ def test_port_in_use_is_one_clear_serve_error(store_root: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ServeError) as info:
-            serve(store_root, "127.0.0.1", port)
+            serve(ServerOptions(store=store_root, host="127.0.0.1", port=port))
     assert str(info.value) == f"port {port} on 127.0.0.1 is already in use"
     assert info.value.hint == "stop the other server or choose another --port"
     assert info.value.__cause__ is None and info.value.__suppress_context__
@@ -738,11 +739,12 @@ def test_port_in_use_is_one_clear_serve_error(store_root: Path) -> None:
 
 def test_bad_host_and_port_are_serve_errors(store_root: Path) -> None:
     with pytest.raises(ServeError, match="not a TCP port"):
-        serve(store_root, "127.0.0.1", 70000)
+        serve(ServerOptions(store=store_root, host="127.0.0.1", port=70000))
     with pytest.raises(ServeError, match="not an address of this machine"):
-        serve(store_root, "192.0.2.1", 0)  # TEST-NET-1: never local, nothing is sent
+        # TEST-NET-1: never local, nothing is sent
+        serve(ServerOptions(store=store_root, host="192.0.2.1", port=0))
     with pytest.raises(ServeError, match="cannot listen on"):
-        serve(store_root, "no-such-host.invalid", 0)
+        serve(ServerOptions(store=store_root, host="no-such-host.invalid", port=0))
 
 
 def test_busy_port_fails_before_the_store_is_read(tmp_path: Path) -> None:
@@ -750,13 +752,14 @@ def test_busy_port_fails_before_the_store_is_read(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(ServeError):
-            serve(tmp_path / "no-store", "127.0.0.1", busy.getsockname()[1])
+            serve(ServerOptions(store=tmp_path / "no-store", host="127.0.0.1",
+                                port=busy.getsockname()[1]))
 
 
 def test_make_server_in_a_thread(store_root: Path) -> None:
     import urllib.request
 
-    server = make_server(store_root, "127.0.0.1", 0, threads=2, access_log=False)
+    server = make_server(local_options(store_root, threads=2))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -830,8 +833,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     store.set_yanked("wh_e2e_probe_a-2.0-py3-none-any.whl", "broken on purpose")
     log = tmp / "server.log"
     code = (
-        "import sys; from pathlib import Path; from wheelhouse.server import serve; "
-        "serve(Path(sys.argv[1]), '127.0.0.1', 0, threads=4, "
+        "import sys; from pathlib import Path; "
+        "from wheelhouse.server import ServerOptions, serve; "
+        "serve(ServerOptions(store=Path(sys.argv[1]), host='127.0.0.1', port=0, threads=4), "
         "on_ready=lambda line: print(line, flush=True))"
     )
     with log.open("wb") as err:

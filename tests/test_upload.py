@@ -31,10 +31,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse, create_environ
 
+from tests.conftest import local_options
 from tests.test_server import make_wheel
 from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import UsageError
-from wheelhouse.server import create_app, make_server, token_from_file
+from wheelhouse.server import ServerOptions, create_app, make_server, token_from_file
 from wheelhouse.store import Origin, Store
 
 TOKEN = "upload-token-for-tests"
@@ -138,8 +139,8 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture(params=[True, False], ids=["hot", "flask"])
 def app(request: pytest.FixtureRequest, root: Path) -> Flask:
     # The store does not exist yet: a server that accepts uploads creates it.
-    return create_app(root, upload_token=TOKEN, hot_path=request.param,
-                      max_upload_bytes=200_000)
+    return create_app(ServerOptions(store=root, upload_token=TOKEN, hot_path=request.param,
+                                    max_upload_bytes=200_000))
 
 
 @pytest.fixture
@@ -257,7 +258,7 @@ def before(client: FlaskClient, root: Path, src: Path) -> list[tuple[str, str]]:
 
 def test_uploads_disabled_without_a_token(root: Path, src: Path) -> None:
     Store(root)
-    client = create_app(root).test_client()
+    client = create_app(ServerOptions(store=root)).test_client()
     resp = post(client, form_for(make_wheel(src, "x", "1.0")))
     assert resp.status_code == 403
     assert "WHEELHOUSE_UPLOAD_TOKEN" in resp.get_data(as_text=True)
@@ -573,7 +574,8 @@ def test_every_truncation_is_a_4xx_never_a_500(
 def private_client(request: pytest.FixtureRequest, root: Path, src: Path) -> FlaskClient:
     store = Store(root)
     store.publish(make_wheel(src, "secret", "1.0"), origin=Origin.UPLOADED)
-    app = create_app(root, upload_token=TOKEN, read_token=READ_TOKEN, hot_path=request.param)
+    app = create_app(ServerOptions(store=root, upload_token=TOKEN, read_token=READ_TOKEN,
+                                   hot_path=request.param))
     return app.test_client()
 
 
@@ -620,9 +622,9 @@ def test_read_token_does_not_grant_uploads(private_client: FlaskClient, src: Pat
 @pytest.mark.parametrize("bad", ["", " padded", "line\nbreak"])
 def test_unusable_tokens_are_refused_at_start(root: Path, bad: str) -> None:
     with pytest.raises(UsageError):
-        create_app(root, upload_token=bad)
+        create_app(ServerOptions(store=root, upload_token=bad))
     with pytest.raises(UsageError):
-        create_app(root, upload_token=TOKEN, read_token=bad)
+        create_app(ServerOptions(store=root, upload_token=TOKEN, read_token=bad))
 
 
 def test_token_from_file(tmp_path: Path) -> None:
@@ -648,7 +650,7 @@ class Live:
 
 
 def start(root: Path, **options: Any) -> tuple[Live, Any, threading.Thread]:
-    server = make_server(root, "127.0.0.1", 0, threads=4, access_log=False, **options)
+    server = make_server(local_options(root, threads=4, **options))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return Live(root, server.port), server, thread

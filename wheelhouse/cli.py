@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import click
 
 from wheelhouse import __version__
-from wheelhouse.config import Settings, load_settings
+from wheelhouse.config import Settings, load_settings, resolve_token, server_options
 from wheelhouse.errors import BuildError, ResolutionError, UsageError, WheelhouseError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,7 +150,7 @@ def build(
         from wheelhouse.publish import publish_missing
 
         report = publish_missing(store_obj, result.filenames, publish_url,
-                                 os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None,
+                                 resolve_token("upload"),
                                  report=click.echo)
         click.echo(f"published to {publish_url}: {len(report.uploaded)} uploaded, "
                    f"{len(report.present)} already there")
@@ -216,46 +215,31 @@ def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tup
 def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
           host: str | None, port: int | None, upload_token_file: Path | None,
           read_token_file: Path | None, max_upload_size: int | None,
-          fall_through: bool | None, index_url: str | None, server_kind: str,
+          fall_through: bool | None, index_url: str | None,
+          server_kind: Literal["auto", "builtin", "granian"],
           workers: int | None, threads: int | None) -> None:
     """Serve the store as a PEP 503/691 simple index at http://HOST:PORT/simple/.
 
     Projects the store hosts are served only from the store, even with --fall-through, so an
     upstream project of the same name can never take their place (dependency confusion).
     """
-    from wheelhouse.server import serve as run_server
-    from wheelhouse.server import token_from_file
-
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = _settings(ctx, store=store, host=host, port=port, fall_through=fall_through,
                          index_url=index_url)
-    upload_token = (token_from_file(upload_token_file) if upload_token_file
-                    else os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None)
-    read_token = (token_from_file(read_token_file) if read_token_file
-                  else os.environ.get("WHEELHOUSE_READ_TOKEN") or None)
-    common: dict[str, Any] = {
-        "upload_token": upload_token, "read_token": read_token,
-        "upstream_url": settings.index_url if settings.fall_through else None,
-    }
-    if max_upload_size is not None:
-        common["max_upload_bytes"] = max_upload_size
-    if server_kind == "granian" or (server_kind == "auto" and workers is not None):
-        from wheelhouse.server.production import (
-            DEFAULT_THREADS,
-            DEFAULT_WORKERS,
-            serve_production,
-        )
+    options = server_options(
+        settings, upload_token_file=upload_token_file, read_token_file=read_token_file,
+        max_upload_bytes=max_upload_size, server=server_kind,
+        workers=workers, threads=threads,
+    )
+    if options.server == "granian":
+        from wheelhouse.server.production import serve_production
 
-        serve_production(settings.store, settings.host, settings.port,
-                         workers=workers or DEFAULT_WORKERS,
-                         threads=threads or DEFAULT_THREADS, on_ready=click.echo, **common)
-        return
-    if workers is not None:
-        raise UsageError("--workers needs --server granian",
-                         hint="the built-in server is one process; drop --workers")
-    run_server(settings.store, host=settings.host, port=settings.port, threads=threads or 32,
-               on_ready=click.echo, **common)
+        serve_production(options, on_ready=click.echo)
+    else:
+        from wheelhouse.server import serve as run_server
+
+        run_server(options, on_ready=click.echo)
 
 
 @cli.command()

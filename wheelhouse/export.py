@@ -23,7 +23,6 @@ import errno
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -89,7 +88,7 @@ def export(store_root: Path, out: Path, *, link: bool = True) -> ExportSummary:
         # Generation first, as the server does: rows read later are at least this new.
         generation = store.generation()
         files = store.files()
-    except (sqlite3.Error, OSError) as e:
+    except (StoreError, OSError) as e:
         raise StoreError(
             f"cannot read the catalogue of the store at {store_root}: {e}",
             hint="check that the path is a wheelhouse store and readable by this user",

@@ -1,5 +1,6 @@
 """The simple index as bytes: PEP 503 HTML, PEP 691 JSON and the flat find-links page, rendered
-from the store's catalogue rows, plus PEP 691 content negotiation.
+from neutral rows (the store's files, or the fall-through's upstream files), plus PEP 691
+content negotiation.
 
 Pure functions, no HTTP framework: the server decides when to render and caches the results.
 """
@@ -13,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from operator import attrgetter
+from typing import Any, Literal
 from urllib.parse import quote
 
 from packaging.utils import NormalizedName
@@ -69,12 +71,23 @@ def file_href(f: StoredFile, prefix: str = FROM_PROJECT_PAGE) -> str:
     return f"{prefix}{quote(f.project, safe='')}/{quote(f.filename, safe='')}"
 
 
-def _yanked_json(f: StoredFile) -> bool | str:
-    # The store keeps None for "not yanked" and "" for "yanked without a reason"; JSON wants
-    # false, true, or a non-empty reason.
-    if f.yanked is None:
-        return False
-    return f.yanked or True
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Row:
+    """One file as a project page lists it, whoever hosts it."""
+
+    filename: str
+    #: the file's URL (relative to the page, or absolute), without fragment.
+    href: str
+    sha256: str | None
+    requires_python: str | None
+    #: None: not yanked; "": yanked without a reason.
+    yanked: str | None
+    #: sha256 of the PEP 658 metadata file; False says "none" (JSON ``false``, no HTML
+    #: attribute); None says nothing at all (no JSON key).
+    core_metadata: str | Literal[False] | None = None
+    #: PEP 700 fields, written when given; an API 1.1 page gives them for every file.
+    size: int | None = None
+    upload_time: str | None = None
 
 
 def _has_core_metadata(f: StoredFile) -> bool:
@@ -82,21 +95,36 @@ def _has_core_metadata(f: StoredFile) -> bool:
     return f.kind is Kind.WHEEL and f.metadata_sha256 is not None
 
 
-def _sorted_files(files: Iterable[StoredFile]) -> list[StoredFile]:
+def store_row(f: StoredFile, prefix: str = FROM_PROJECT_PAGE) -> Row:
+    """The row of a file in the store, linked relative to a page at ``prefix``."""
+    return Row(
+        filename=f.filename,
+        href=file_href(f, prefix),
+        sha256=f.sha256,
+        requires_python=f.requires_python,
+        yanked=f.yanked,
+        core_metadata=f.metadata_sha256 if _has_core_metadata(f) else False,
+        size=f.size,
+        upload_time=f.upload_time,
+    )
+
+
+def _sorted_rows(rows: Iterable[Row]) -> list[Row]:
     # A stable order makes the bytes, and so the ETag, depend only on the set of files.
-    return sorted(files, key=lambda f: f.filename)
+    return sorted(rows, key=attrgetter("filename"))
 
 
 # -- HTML -------------------------------------------------------------------------------------
 
 
-def _html_document(title: str, body_lines: Iterable[str]) -> bytes:
+def _html_document(title: str, body_lines: Iterable[str], api_version: str = API_VERSION
+                   ) -> bytes:
     head = (
         "<!DOCTYPE html>\n"
         "<html>\n"
         "  <head>\n"
         '    <meta charset="utf-8">\n'
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{api_version}">\n'
         f"    <title>{html.escape(title)}</title>\n"
         "  </head>\n"
         "  <body>\n"
@@ -105,20 +133,20 @@ def _html_document(title: str, body_lines: Iterable[str]) -> bytes:
     return (head + lines + "  </body>\n</html>\n").encode("utf-8")
 
 
-def _file_anchor(f: StoredFile, prefix: str) -> str:
-    href = f"{file_href(f, prefix)}#sha256={f.sha256}"
+def _anchor(r: Row) -> str:
+    href = f"{r.href}#sha256={r.sha256}" if r.sha256 else r.href
     attrs = [f'href="{html.escape(href)}"']
-    if f.requires_python:
-        attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
-    if _has_core_metadata(f):
-        value = html.escape(f"sha256={f.metadata_sha256}")
+    if r.requires_python:
+        attrs.append(f'data-requires-python="{html.escape(r.requires_python)}"')
+    if isinstance(r.core_metadata, str):
+        value = html.escape(f"sha256={r.core_metadata}")
         # PEP 714: the new name for current clients, the legacy one for older pip; both MUST
         # carry the same value. "false" is never written: older pip reads it as "present".
         attrs.append(f'data-core-metadata="{value}"')
         attrs.append(f'data-dist-info-metadata="{value}"')
-    if f.yanked is not None:
-        attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
-    return f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br>"
+    if r.yanked is not None:
+        attrs.append(f'data-yanked="{html.escape(r.yanked)}"')
+    return f"<a {' '.join(attrs)}>{html.escape(r.filename)}</a><br>"
 
 
 def project_list_html(projects: Iterable[str]) -> Page:
@@ -130,18 +158,24 @@ def project_list_html(projects: Iterable[str]) -> Page:
     return Page.of(_html_document("Simple index", lines))
 
 
-def project_html(project: NormalizedName, files: Iterable[StoredFile]) -> Page:
-    """The PEP 503 detail page of one project."""
-    chosen = _checked(project, files)
+def project_page_html(
+    project: NormalizedName, rows: Iterable[Row], *, api_version: str = API_VERSION
+) -> Page:
+    """The PEP 503 detail page of one project, files in filename order."""
     lines = [f"<h1>Links for {html.escape(project)}</h1>"]
-    lines += [_file_anchor(f, FROM_PROJECT_PAGE) for f in chosen]
-    return Page.of(_html_document(f"Links for {project}", lines))
+    lines += [_anchor(r) for r in _sorted_rows(rows)]
+    return Page.of(_html_document(f"Links for {project}", lines, api_version))
+
+
+def project_html(project: NormalizedName, files: Iterable[StoredFile]) -> Page:
+    """The PEP 503 detail page of one project in the store."""
+    return project_page_html(project, [store_row(f) for f in _checked(project, files)])
 
 
 def links_html(files: Iterable[StoredFile]) -> Page:
     """The flat ``--find-links`` page: every file of every project, relative to ``/links/``."""
     ordered = sorted(files, key=lambda f: (f.project, f.filename))
-    lines = ["<h1>Links</h1>"] + [_file_anchor(f, FROM_LINKS_PAGE) for f in ordered]
+    lines = ["<h1>Links</h1>"] + [_anchor(store_row(f, FROM_LINKS_PAGE)) for f in ordered]
     return Page.of(_html_document("Links", lines))
 
 
@@ -161,21 +195,23 @@ def project_list_json(projects: Iterable[str]) -> Page:
     return Page.of(_json_bytes(body))
 
 
-def _file_json(f: StoredFile) -> dict[str, Any]:
+def _file_json(r: Row) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "filename": f.filename,
-        "url": file_href(f),
-        "hashes": {"sha256": f.sha256},
+        "filename": r.filename,
+        "url": r.href,
+        "hashes": {"sha256": r.sha256} if r.sha256 else {},
     }
-    if f.requires_python:
-        entry["requires-python"] = f.requires_python
-    entry["size"] = f.size
-    entry["upload-time"] = f.upload_time
+    if r.requires_python:
+        entry["requires-python"] = r.requires_python
+    if r.size is not None:
+        entry["size"] = r.size
+    if r.upload_time is not None:
+        entry["upload-time"] = r.upload_time
     # Deliberately no "dist-info-metadata" key: PEP 714 says older pip crashes on it in JSON.
-    entry["core-metadata"] = (
-        {"sha256": f.metadata_sha256} if _has_core_metadata(f) else False
-    )
-    entry["yanked"] = _yanked_json(f)
+    if r.core_metadata is not None:
+        entry["core-metadata"] = {"sha256": r.core_metadata} if r.core_metadata else False
+    # JSON wants false, true, or a non-empty reason.
+    entry["yanked"] = (r.yanked or True) if r.yanked is not None else False
     return entry
 
 
@@ -186,22 +222,36 @@ def _version_key(v: str) -> tuple[int, Version | str]:
         return (1, v)
 
 
-def project_json(project: NormalizedName, files: Iterable[StoredFile]) -> Page:
-    """The PEP 691 detail page (API 1.1: with size, upload-time and versions)."""
-    chosen = _checked(project, files)
-    versions = sorted({f.version for f in chosen}, key=_version_key)
-    body = {
-        "meta": {"api-version": API_VERSION},
+def project_page_json(
+    project: NormalizedName,
+    rows: Iterable[Row],
+    *,
+    api_version: str = API_VERSION,
+    versions: Iterable[str] | None = None,
+) -> Page:
+    """The PEP 691 detail page of one project, files in filename order. ``versions`` (API
+    1.1) is written when given."""
+    body: dict[str, Any] = {
+        "meta": {"api-version": api_version},
         "name": project,
-        "files": [_file_json(f) for f in chosen],
-        "versions": versions,
+        "files": [_file_json(r) for r in _sorted_rows(rows)],
     }
+    if versions is not None:
+        body["versions"] = sorted(set(versions), key=_version_key)
     return Page.of(_json_bytes(body))
 
 
+def project_json(project: NormalizedName, files: Iterable[StoredFile]) -> Page:
+    """The PEP 691 detail page of one project in the store (API 1.1: with size, upload-time
+    and versions)."""
+    chosen = _checked(project, files)
+    return project_page_json(project, [store_row(f) for f in chosen],
+                             versions=[f.version for f in chosen])
+
+
 def _checked(project: NormalizedName, files: Iterable[StoredFile]) -> list[StoredFile]:
-    chosen = _sorted_files(files)
-    strays = [f.filename for f in chosen if f.project != project]
+    chosen = list(files)
+    strays = sorted(f.filename for f in chosen if f.project != project)
     if strays:
         raise ValueError(f"files of other projects on the page of {project}: {strays}")
     return chosen

@@ -215,13 +215,19 @@ class Pipeline:
         range reads, a local sdist's static PKG-INFO. No distribution file is downloaded."""
         from wheelhouse.build.sdist import static_metadata
         from wheelhouse.plan import requires_dist
+        from wheelhouse.simpleapi import MetadataUnavailable
         from wheelhouse.upstream import local_path
 
         metadata: bytes | None = None
         if step.action is Action.KEEP and step.stored is not None:
             metadata = self.store.read_metadata(step.stored)
         elif step.action is Action.FETCH and step.candidate is not None:
-            metadata = self.executor.upstream.metadata(step.candidate)
+            try:
+                metadata = self.executor.upstream.metadata(step.candidate)
+            except MetadataUnavailable:
+                # Neither PEP 658 nor range requests: reading them would mean downloading the
+                # file, which a dry run never does. Its dependencies stay unknown.
+                metadata = None
         elif step.action is Action.BUILD and step.candidate is not None:
             local = local_path(step.candidate.url)
             metadata = static_metadata(local) if local is not None else None

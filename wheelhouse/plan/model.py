@@ -103,7 +103,9 @@ class TargetPlan:
         for step in self.steps:
             detail = step.describe()
             if step.label in self.unexpanded:
-                detail += "; its dependencies are known only after the build"
+                detail += ("; its dependencies are known only after the build"
+                           if step.action is Action.BUILD else
+                           "; its dependencies cannot be read without downloading it")
             lines.append(f"  {step.action.value:<8} {step.label:<40} {detail}")
         lines += [f"  problem  {p}" for p in self.problems]
         return lines

@@ -105,7 +105,7 @@ class Resolver:
             name = step.pin.project
             deps = dependencies.get(name)
             if deps is None:
-                if step.action is Action.BUILD:
+                if step.action in (Action.BUILD, Action.FETCH):
                     self._unexpanded.append(step.label)
                 continue
             self._known[name] = deps

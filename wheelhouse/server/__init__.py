@@ -1,18 +1,19 @@
 """The index server: a Flask app over a store (``create_app``) and the built-in way to run it
-(``serve``). Modules: ``state`` (rendered snapshots of the catalogue), ``hot`` (answers for the
-hot pages, also as a WSGI layer in front of Flask), ``app`` (routes), ``serving``, ``auth``
-(tokens), ``upload`` (the legacy upload API), ``fallthrough`` (upstream pages for names the
-store does not host), ``reply`` (answers as data).
+(``serve``), both configured by one ``ServerOptions``. Modules: ``state`` (rendered snapshots
+of the catalogue), ``hot`` (answers for the hot pages, also as a WSGI layer in front of Flask),
+``app`` (routes), ``serving``, ``auth`` (tokens), ``upload`` (the legacy upload API),
+``fallthrough`` (upstream pages for names the store does not host), ``reply`` (answers as
+data).
 """
 
+from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES, ServerOptions, token_from_file
 from wheelhouse.server.app import create_app
-from wheelhouse.server.auth import token_from_file
 from wheelhouse.server.serving import IndexServer, bind_socket, make_server, serve
-from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
     "IndexServer",
+    "ServerOptions",
     "bind_socket",
     "create_app",
     "make_server",

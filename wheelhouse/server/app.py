@@ -4,8 +4,9 @@ a health check and, when an upload token is configured, the legacy upload API.
 The simple pages and ``.metadata`` files are normally answered by ``HotPath`` before Flask sees
 the request; the views below give the same answers (they call the same functions) for whoever
 runs the app without that layer, and Flask adds 405s for other methods. Reads can be made to
-need a token (``read_token``); the upstream fall-through (``upstream_url``) is off by default
-and its policy is explained in ``wheelhouse.server.fallthrough``.
+need a token (``ServerOptions.read_token``); the upstream fall-through
+(``ServerOptions.upstream_url``) is off by default and its policy is explained in
+``wheelhouse.server.fallthrough``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import IO
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from werkzeug.wsgi import wrap_file
 
+from wheelhouse.config import ServerOptions
 from wheelhouse.errors import UsageError
 from wheelhouse.server.auth import Access, check_token
 from wheelhouse.server.fallthrough import UpstreamPages
@@ -33,7 +35,7 @@ from wheelhouse.server.hot import (
 )
 from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState, upload_http_date
-from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES, UploadOptions, handle_upload
+from wheelhouse.server.upload import UploadOptions, handle_upload
 from wheelhouse.store import Store
 
 log = logging.getLogger(__name__)
@@ -176,58 +178,37 @@ def health() -> Response:
     return resp
 
 
-def create_app(
-    store_root: Path,
-    *,
-    page_max_age: int = 0,
-    refresh_interval: float = 0.5,
-    hot_path: bool = True,
-    upload_token: str | None = None,
-    read_token: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    upstream_url: str | None = None,
-    upstream_ttl: float = 600.0,
-) -> Flask:
-    """A Flask app serving the store at ``store_root``.
-
-    ``page_max_age``: seconds clients may reuse a simple page without asking (0 means always
-    revalidate, which a 304 makes cheap). ``refresh_interval``: how often, at most, the store's
-    generation is checked. ``hot_path``: answer the hot pages before Flask routing (off only to
-    test that both ways answer alike).
-
-    ``upload_token``: accept uploads at ``/legacy/`` from clients that present it (HTTP Basic,
-    user ``__token__``); None answers uploads 403. With a token the store is opened for writing
-    and created if missing. ``read_token``: every read except ``/health`` needs it (or the
-    upload token). ``max_upload_bytes``: the largest distribution file accepted.
-    ``upstream_url``: the simple index that names the store does not host fall through to
-    (None: off), with pages kept ``upstream_ttl`` seconds.
+def create_app(options: ServerOptions) -> Flask:
+    """A Flask app serving the store at ``options.store`` (see ``ServerOptions`` for what
+    each option does; host, port and the server's own options are not used here).
 
     Raises StoreError if there is no store there (and no upload token), UsageError for an
     unusable token or upstream URL.
     """
     access = Access(
-        upload_token=check_token(upload_token, what="upload"),
-        read_token=check_token(read_token, what="read"),
+        upload_token=check_token(options.upload_token, what="upload"),
+        read_token=check_token(options.read_token, what="read"),
     )
-    if max_upload_bytes < 1:
-        raise UsageError(f"max_upload_bytes must be positive, not {max_upload_bytes}")
-    fallback = UpstreamPages(upstream_url, ttl=upstream_ttl) if upstream_url else None
-    store = Store(Path(store_root), readonly=not access.uploads_enabled)
-    state = IndexState(store, refresh_interval=refresh_interval)
+    if options.max_upload_bytes < 1:
+        raise UsageError(f"max_upload_bytes must be positive, not {options.max_upload_bytes}")
+    fallback = (UpstreamPages(options.upstream_url, ttl=options.upstream_ttl)
+                if options.upstream_url else None)
+    store = Store(Path(options.store), readonly=not access.uploads_enabled)
+    state = IndexState(store, refresh_interval=options.refresh_interval)
     # Behind a read token, pages are for their reader only. "must-revalidate" alone would let
     # a shared cache keep an answer to an authenticated request (RFC 9111 §3.5); "private"
     # does not. Files need no change: their Cache-Control has no such permission.
     privacy = "private, " if access.read_protected else ""
     pages = PageOptions(
-        cache_control=f"{privacy}max-age={max(page_max_age, 0)}, must-revalidate"
+        cache_control=f"{privacy}max-age={max(options.page_max_age, 0)}, must-revalidate"
     )
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,
-        uploads=UploadOptions(max_upload_bytes=max_upload_bytes), fallback=fallback,
+        uploads=UploadOptions(max_upload_bytes=options.max_upload_bytes), fallback=fallback,
     )
     app.register_blueprint(bp)
-    if hot_path:
+    if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
             app.wsgi_app, state, pages, access=access, fallback=fallback
         )

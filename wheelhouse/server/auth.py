@@ -11,7 +11,6 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.errors import UsageError
@@ -25,24 +24,6 @@ REALM = "wheelhouse"
 
 #: Paths anyone may read even when reading needs a token: load balancers probe it.
 _OPEN_PATHS = frozenset({"/health"})
-
-
-def token_from_file(path: Path) -> str:
-    """The token in ``path``: the file's text without surrounding whitespace.
-
-    For ``--upload-token-file``-style options, so a token need not sit in the environment or on
-    a command line (both visible to other users through /proc). Raises UsageError.
-    """
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(
-            f"cannot read the token file {path}: {e}",
-            hint="the file must be readable by this user and hold the token as UTF-8 text",
-        ) from None
-    if not token:
-        raise UsageError(f"the token file {path} is empty", hint="write the token into it")
-    return token
 
 
 def check_token(token: str | None, *, what: str) -> str | None:

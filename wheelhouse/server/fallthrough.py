@@ -1,5 +1,5 @@
 """Upstream fall-through: pages for projects the store does not host, read from an upstream
-simple index (HTML or JSON, with ``wheelhouse.upstream``'s parsers) and kept for a TTL.
+simple index (HTML or JSON, through ``wheelhouse.simpleapi``) and kept for a TTL.
 
 Dependency confusion. A project the store hosts is served **only** from the store: its page
 never merges upstream files, and the upstream is not even asked about it. Everything else
@@ -32,8 +32,6 @@ their bytes. JSON pages say API 1.0, since an HTML upstream gives no sizes for P
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import re
 import threading
@@ -42,30 +40,19 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
-import requests
 from packaging.utils import NormalizedName
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from wheelhouse import __version__
+from wheelhouse import index
 from wheelhouse.errors import UpstreamError, UsageError
-from wheelhouse.index import Page
 from wheelhouse.server.state import Resource, http_date
-from wheelhouse.upstream import Candidate, parse_html_links, parse_json_page
+from wheelhouse.simpleapi import Candidate, SimpleClient
 
 log = logging.getLogger(__name__)
 
 #: The API version of fall-through pages: 1.1 would promise a size for every file (PEP 700),
 #: which an HTML upstream does not give.
 API_VERSION = "1.0"
-
-_ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, "
-    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
-)
-_JSON = "application/vnd.pypi.simple.v1+json"
 
 # The name-format rule of the packaging specs; anything else is not asked upstream at all.
 _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
@@ -97,47 +84,10 @@ def check_upstream_url(url: str) -> str:
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _href(c: Candidate) -> str:
-    return f"{c.url}#sha256={c.sha256}" if c.sha256 else c.url
-
-
-def _anchor(c: Candidate) -> str:
-    attrs = [f'href="{html.escape(_href(c))}"']
-    if c.requires_python:
-        attrs.append(f'data-requires-python="{html.escape(c.requires_python)}"')
-    if c.yanked is not None:
-        attrs.append(f'data-yanked="{html.escape(c.yanked)}"')
-    return f"<a {' '.join(attrs)}>{html.escape(c.filename)}</a><br>"
-
-
-def _html_page(project: NormalizedName, files: Iterable[Candidate]) -> Page:
-    lines = "".join(f"    {_anchor(c)}\n" for c in files)
-    body = (
-        "<!DOCTYPE html>\n<html>\n  <head>\n"
-        '    <meta charset="utf-8">\n'
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        f"    <title>Links for {html.escape(project)}</title>\n"
-        "  </head>\n  <body>\n"
-        f"    <h1>Links for {html.escape(project)}</h1>\n"
-        f"{lines}  </body>\n</html>\n"
-    )
-    return Page.of(body.encode("utf-8"))
-
-
-def _json_page(project: NormalizedName, files: Iterable[Candidate]) -> Page:
-    entries = []
-    for c in files:
-        entry: dict[str, object] = {
-            "filename": c.filename,
-            "url": c.url,
-            "hashes": {"sha256": c.sha256} if c.sha256 else {},
-        }
-        if c.requires_python:
-            entry["requires-python"] = c.requires_python
-        entry["yanked"] = (c.yanked or True) if c.yanked is not None else False
-        entries.append(entry)
-    doc = {"meta": {"api-version": API_VERSION}, "name": project, "files": entries}
-    return Page.of(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+def _row(c: Candidate) -> index.Row:
+    # No core metadata (we do not have the bytes) and no PEP 700 fields (API 1.0).
+    return index.Row(filename=c.filename, href=c.url, sha256=c.sha256,
+                     requires_python=c.requires_python, yanked=c.yanked)
 
 
 def _usable(project: NormalizedName, candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -188,7 +138,7 @@ class UpstreamPages:
         negative_ttl: float = 60.0,
         timeout: float = 15.0,
         max_entries: int = 10_000,
-        session: requests.Session | None = None,
+        client: SimpleClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = check_upstream_url(url)
@@ -196,7 +146,9 @@ class UpstreamPages:
         self.negative_ttl = negative_ttl
         self.timeout = timeout
         self.max_entries = max_entries
-        self.session = session or _session()
+        # A short deadline, retries included: a client is waiting for this page.
+        self.client = client or SimpleClient("index fall-through", deadline=timeout,
+                                             pool_size=32)
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[NormalizedName, _Entry] = OrderedDict()
@@ -246,7 +198,8 @@ class UpstreamPages:
         if files is None:
             self._store(project, None, self._clock() + self.negative_ttl)
             return None
-        html_page = _html_page(project, files)
+        rows = [_row(c) for c in files]
+        html_page = index.project_page_html(project, rows, api_version=API_VERSION)
         previous = old.resource if old is not None else None
         if previous is not None and previous.html.etag == html_page.etag:
             # Unchanged upstream: keep Last-Modified, so If-Modified-Since still says 304.
@@ -254,7 +207,7 @@ class UpstreamPages:
         else:
             resource = Resource(
                 html=html_page,
-                json=_json_page(project, files),
+                json=index.project_page_json(project, rows, api_version=API_VERSION),
                 last_modified=http_date(time.time()),
             )
         self._store(project, resource, self._clock() + self.ttl)
@@ -269,44 +222,8 @@ class UpstreamPages:
 
     def _fetch(self, project: NormalizedName) -> list[Candidate] | None:
         """The project's files upstream, or None if upstream does not know the name."""
-        url = urllib.parse.urljoin(self.url, f"{quote(project, safe='')}/")
         try:
-            resp = self.session.get(url, headers={"Accept": _ACCEPT}, timeout=self.timeout)
-        except requests.RequestException as e:
-            raise UpstreamError(f"the upstream index {self.url} failed for {project}: "
-                                f"{type(e).__name__}") from None
-        with resp:
-            if resp.status_code in (404, 410):
-                return None
-            if resp.status_code != 200:
-                raise UpstreamError(
-                    f"the upstream index answered HTTP {resp.status_code} for {project}"
-                )
-            ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype == _JSON:
-                found = parse_json_page(resp.content, resp.url, self.url)
-            else:
-                found = parse_html_links(_page_text(resp), resp.url, self.url)
-        return _usable(project, found)
-
-
-def _page_text(resp: requests.Response) -> str:
-    # requests assumes ISO-8859-1 for text/html without a charset (the mirror sends none);
-    # simple pages are UTF-8, and a yank reason need not be ASCII.
-    declared = "charset" in resp.headers.get("Content-Type", "").lower()
-    try:
-        return resp.content.decode((resp.encoding if declared else None) or "utf-8", "replace")
-    except LookupError:  # a charset Python does not know
-        return resp.content.decode("utf-8", "replace")
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    # Retries only where a second try can help and quickly: a client is waiting.
-    retry = Retry(total=2, backoff_factor=0.2, status_forcelist=(502, 503, 504),
-                  allowed_methods=("GET",))
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["User-Agent"] = f"wheelhouse/{__version__} (index fall-through)"
-    return session
+            found = self.client.project_page(self.url, project)
+        except UpstreamError as e:
+            raise UpstreamError(f"the upstream index failed for {project}: {e.message}") from None
+        return None if found is None else _usable(project, found)

@@ -12,19 +12,17 @@ import errno
 import importlib.util
 import logging
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wheelhouse.config import ServerOptions, load_settings, server_options
 from wheelhouse.errors import ServeError, StoreError, WheelhouseError
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import bind_socket
-from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
 from wheelhouse.store import Store
 
 if TYPE_CHECKING:
@@ -50,29 +48,9 @@ DEFAULT_THREADS = 4
 _READY_TIMEOUT = 300.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class AppOptions:
-    """What every worker needs to build its app: ``create_app``'s arguments. Picklable, so
-    it can cross a spawn; tokens are kept out of its repr."""
-
-    store_root: Path
-    page_max_age: int = 0
-    upload_token: str | None = field(default=None, repr=False)
-    read_token: str | None = field(default=None, repr=False)
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    upstream_url: str | None = None
-
-
-def build_app(options: AppOptions) -> WSGIApplication:
+def build_app(options: ServerOptions) -> WSGIApplication:
     """The app one worker serves: ``create_app``, hot path included."""
-    return create_app(
-        options.store_root,
-        page_max_age=options.page_max_age,
-        upload_token=options.upload_token,
-        read_token=options.read_token,
-        max_upload_bytes=options.max_upload_bytes,
-        upstream_url=options.upstream_url,
-    )
+    return create_app(options)
 
 
 def app_from_env() -> WSGIApplication:
@@ -83,17 +61,7 @@ def app_from_env() -> WSGIApplication:
     ``WHEELHOUSE_INDEX_URL``), else ``[tool.wheelhouse]`` in ./pyproject.toml, else the
     defaults; the tokens come from ``WHEELHOUSE_UPLOAD_TOKEN`` and ``WHEELHOUSE_READ_TOKEN``.
     """
-    import os
-
-    from wheelhouse.config import load_settings
-
-    settings = load_settings()
-    return build_app(AppOptions(
-        store_root=settings.store,
-        upload_token=os.environ.get("WHEELHOUSE_UPLOAD_TOKEN") or None,
-        read_token=os.environ.get("WHEELHOUSE_READ_TOKEN") or None,
-        upstream_url=settings.index_url if settings.fall_through else None,
-    ))
+    return build_app(server_options(load_settings()))
 
 
 def granian_available() -> bool:
@@ -110,25 +78,27 @@ def check_store(store_root: Path, *, create: bool = False) -> None:
     and this one is closed when the thread ends, before any worker is forked (a connection
     must never be used on both sides of a fork).
     """
-    failure: list[BaseException] = []
+    failure: list[WheelhouseError] = []
 
     def read() -> None:
         try:
-            Store(Path(store_root), readonly=not create).generation()
-        except (WheelhouseError, sqlite3.Error, OSError) as e:
+            store = Store(Path(store_root), readonly=not create)
+        except WheelhouseError as e:  # none there, or not writable: its own message says so
             failure.append(e)
+            return
+        try:
+            store.generation()
+        except (StoreError, OSError) as e:
+            failure.append(StoreError(
+                f"cannot read the catalogue of the store at {store_root}: {e}",
+                hint="check that the path is a wheelhouse store and readable by this user",
+            ))
 
     reader = threading.Thread(target=read, name="wheelhouse-store-check")
     reader.start()
     reader.join()
     if failure:
-        error = failure[0]
-        if isinstance(error, WheelhouseError):
-            raise error
-        raise StoreError(
-            f"cannot read the catalogue of the store at {store_root}: {error}",
-            hint="check that the path is a wheelhouse store and readable by this user",
-        )
+        raise failure[0]
 
 
 def _probe_address(host: str) -> str:
@@ -161,32 +131,24 @@ def _announce_when_listening(
 
 
 def serve_production(
-    store_root: Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    options: ServerOptions,
     *,
-    workers: int = DEFAULT_WORKERS,
-    threads: int = DEFAULT_THREADS,
-    page_max_age: int = 0,
-    upload_token: str | None = None,
-    read_token: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    upstream_url: str | None = None,
-    access_log: bool = True,
-    backlog: int = 1024,
     on_ready: Callable[[str], None] | None = None,
+    backlog: int = 1024,
 ) -> None:
     """Serve the store with granian until SIGINT or SIGTERM. Must run in the main thread
     (granian installs signal handlers there).
 
-    ``workers`` processes each run ``threads`` Python threads. ``page_max_age``,
-    ``upload_token``, ``read_token``, ``max_upload_bytes`` and ``upstream_url`` are as for
-    ``create_app``. The port is claimed first, so a busy port fails at once with ServeError;
-    a missing store fails with StoreError before any worker starts (with an upload token it
-    is created instead). ``on_ready`` is called with one line, e.g. ``Serving /srv/store at
+    ``options.workers`` processes each run ``options.threads`` Python threads. The port is
+    claimed first, so a busy port fails at once with ServeError; a missing store fails with
+    StoreError before any worker starts (with an upload token it is created instead).
+    ``on_ready`` is called with one line, e.g. ``Serving /srv/store at
     http://127.0.0.1:8000/simple/ (granian, 2 workers x 4 threads)``, once a worker accepts
     connections.
     """
+    host, store_root = options.host, Path(options.store)
+    workers = DEFAULT_WORKERS if options.workers is None else options.workers
+    threads = DEFAULT_THREADS if options.threads is None else options.threads
     if not granian_available():
         raise ServeError(
             "the production server needs granian, which is not installed",
@@ -205,10 +167,10 @@ def serve_production(
     # silently share it. Our probe binds without it: it fails against any listener there
     # and turns that into the same ServeError as the built-in server, and it resolves
     # names and port 0 to the numeric address and port granian is then given.
-    probe = bind_socket(host, port)
+    probe = bind_socket(host, options.port)
     bound_host, bound_port = probe.getsockname()[:2]
     probe.close()
-    check_store(Path(store_root), create=upload_token is not None)
+    check_store(store_root, create=options.upload_token is not None)
 
     server = Granian(
         FACTORY_TARGET,
@@ -220,7 +182,7 @@ def serve_production(
         backlog=backlog,
         websockets=False,
         log_level=LogLevels.warning,
-        log_access=access_log,
+        log_access=options.access_log,
         # A worker that dies (out of memory, a crash in C) comes back; granian gives up on
         # a crash loop (two deaths within seconds), which also ends a failed startup.
         respawn_failed_workers=True,
@@ -228,7 +190,7 @@ def serve_production(
     stop = threading.Event()
     line = (f"Serving {store_root} at {_url(host, bound_port)} "
             f"(granian, {workers} worker{'s' if workers > 1 else ''} x {threads} threads)")
-    if upload_token is not None:
+    if options.upload_token is not None:
         line += f", uploads at {_url(host, bound_port).removesuffix('simple/')}legacy/"
     announce = on_ready if on_ready is not None else (lambda text: log.info("%s", text))
     threading.Thread(
@@ -239,10 +201,7 @@ def serve_production(
     ).start()
     # The loader is handed to each worker (inherited over fork, pickled over spawn): every
     # worker builds its own app from these options, and nothing goes through os.environ.
-    loader = partial(build_app, AppOptions(
-        store_root=Path(store_root), page_max_age=page_max_age, upload_token=upload_token,
-        read_token=read_token, max_upload_bytes=max_upload_bytes, upstream_url=upstream_url,
-    ))
+    loader = partial(build_app, options)
     try:
         server.serve(target_loader=loader, wrap_loader=False)
     except OSError as e:

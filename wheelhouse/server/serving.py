@@ -13,14 +13,13 @@ import queue
 import socket
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
+from wheelhouse.config import ServerOptions
 from wheelhouse.errors import ServeError
 from wheelhouse.server.app import create_app
-from wheelhouse.server.upload import DEFAULT_MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -178,62 +177,33 @@ class IndexServer:
         self._server.shutdown()
 
 
-def make_server(
-    store_root: Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    threads: int = 32,
-    access_log: bool = True,
-    page_max_age: int = 0,
-    upload_token: str | None = None,
-    read_token: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    upstream_url: str | None = None,
-) -> IndexServer:
-    """Bind, then load the store. The socket comes first so that a busy port fails at once,
-    before a large catalogue is rendered. The options after ``page_max_age`` are
-    ``create_app``'s. Raises ServeError, StoreError or UsageError."""
+#: Threads of the built-in server when the options do not say.
+DEFAULT_THREADS = 32
+
+
+def make_server(options: ServerOptions) -> IndexServer:
+    """Bind ``options.host``/``options.port``, then load the store. The socket comes first so
+    that a busy port fails at once, before a large catalogue is rendered. Raises ServeError,
+    StoreError or UsageError."""
+    threads = DEFAULT_THREADS if options.threads is None else options.threads
     if threads < 1:
         raise ServeError(f"threads must be at least 1, not {threads}")
-    sock = bind_socket(host, port)
+    sock = bind_socket(options.host, options.port)
     try:
-        app = create_app(
-            store_root, page_max_age=page_max_age, upload_token=upload_token,
-            read_token=read_token, max_upload_bytes=max_upload_bytes, upstream_url=upstream_url,
-        )
-        return IndexServer(app, sock, threads=threads, access_log=access_log)
+        app = create_app(options)
+        return IndexServer(app, sock, threads=threads, access_log=options.access_log)
     except BaseException:
         sock.close()
         raise
 
 
-def serve(
-    store_root: Path,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    threads: int = 32,
-    access_log: bool = True,
-    page_max_age: int = 0,
-    upload_token: str | None = None,
-    read_token: str | None = None,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    upstream_url: str | None = None,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
+def serve(options: ServerOptions, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve the store until interrupted. Calls ``on_ready`` with one line saying where,
-    e.g. ``Serving /srv/store at http://127.0.0.1:8000/simple/`` (logged if no callback).
-    ``upload_token``, ``read_token``, ``max_upload_bytes`` and ``upstream_url`` are as for
-    ``create_app``; with an upload token the line also names the upload URL."""
-    server = make_server(
-        store_root, host, port,
-        threads=threads, access_log=access_log, page_max_age=page_max_age,
-        upload_token=upload_token, read_token=read_token, max_upload_bytes=max_upload_bytes,
-        upstream_url=upstream_url,
-    )
-    line = f"Serving {store_root} at {_url(host, server.port)}"
-    if upload_token is not None:
+    e.g. ``Serving /srv/store at http://127.0.0.1:8000/simple/`` (logged if no callback);
+    with an upload token the line also names the upload URL."""
+    server = make_server(options)
+    line = f"Serving {options.store} at {_url(options.host, server.port)}"
+    if options.upload_token is not None:
         line += f", uploads at {server.upload_url}"
     if on_ready is not None:
         on_ready(line)

@@ -8,7 +8,6 @@ check costs one indexed SQLite read and happens at most once per ``refresh_inter
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -154,7 +153,7 @@ class IndexState:
         self._lock = threading.Lock()
         try:
             self._snapshot = self._load(None)
-        except (sqlite3.Error, OSError) as e:
+        except (StoreError, OSError) as e:
             raise StoreError(
                 f"cannot read the catalogue of the store at {store.root}: {e}",
                 hint="check that the path is a wheelhouse store and readable by this user",

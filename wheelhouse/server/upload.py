@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from werkzeug.sansio.multipart import (
 )
 from werkzeug.wsgi import get_input_stream
 
+from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
 from wheelhouse.distributions import parse_filename
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.server.auth import Access
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 log = logging.getLogger(__name__)
-
-#: The largest distribution file accepted by default. PyPI's default is 100 MiB; private
-#: indexes hold CUDA-sized wheels, so the default is generous and the option lowers it.
-DEFAULT_MAX_UPLOAD_BYTES = 1 << 30
 
 #: The form fields (metadata, often with the README as ``description``) are kept in memory;
 #: this bounds them separately from the file, which goes to disk.
@@ -361,7 +357,7 @@ def handle_upload(
                           reason="File already exists") from None
         except InvalidDistribution as e:
             raise _bad(e.message) from None
-        except (StoreError, sqlite3.Error, OSError):
+        except (StoreError, OSError):
             # Not the client's fault: 503 tells twine and uv to retry, which is safe because a
             # repeated upload of the same bytes is a no-op.
             log.exception("could not publish the upload of %s", filename)
