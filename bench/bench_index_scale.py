@@ -68,7 +68,7 @@ PEERS = ("pypiserver", "devpi")
 LAUNCH_OURS = """
 import sys
 from pathlib import Path
-from wheelhouse.config import ServerOptions
+from wheelhouse.options import ServerOptions
 from wheelhouse.server.production import serve_production
 serve_production(ServerOptions(store=Path(sys.argv[1]), host="127.0.0.1", port=0,
                                workers=int(sys.argv[2]), threads=int(sys.argv[3]),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from wheelhouse.config import ServerOptions
+from wheelhouse.options import ServerOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -19,8 +19,9 @@ from typing import Any, Literal, NoReturn, TypeVar
 import click
 
 from wheelhouse import __version__
-from wheelhouse.config import Settings, load_settings, resolve_token, server_options
+from wheelhouse.config import Settings, load_settings
 from wheelhouse.errors import BuildError, ResolutionError, UsageError, WheelhouseError
+from wheelhouse.options import resolve_token, server_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +119,7 @@ def build(
     Fitting wheels are fetched from the upstream index; the rest are built from sdists and
     repaired with auditwheel. Unchanged inputs with a complete store do nothing.
     """
-    from wheelhouse.config import build_options
+    from wheelhouse.options import build_options
     from wheelhouse.pipeline import Pipeline
     from wheelhouse.report import PlainProgress, print_failures, print_summary
     from wheelhouse.requirements import parse_requirements

@@ -21,10 +21,10 @@ from packaging.utils import NormalizedName
 from wheelhouse import __version__
 from wheelhouse.build import Builders
 from wheelhouse.build.causes import explain
-from wheelhouse.config import BuildOptions
 from wheelhouse.execute import Executor, Outcome, Progress, Status, drive
 from wheelhouse.ledger import Ledger
 from wheelhouse.lock import LockFailed, lock, source_environment
+from wheelhouse.options import BuildOptions
 from wheelhouse.plan import Action, Pin, Resolver, Step, TargetPlan
 from wheelhouse.requirements import RequirementSet
 from wheelhouse.store import StoreWriter, utc_now

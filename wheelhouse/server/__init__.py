@@ -6,7 +6,8 @@ of the catalogue), ``hot`` (answers for the hot pages, also as a WSGI layer in f
 data).
 """
 
-from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES, ServerOptions, token_from_file
+from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
+from wheelhouse.options import ServerOptions, token_from_file
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import IndexServer, bind_socket, make_server, serve
 

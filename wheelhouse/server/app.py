@@ -20,8 +20,8 @@ from typing import IO
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from werkzeug.wsgi import wrap_file
 
-from wheelhouse.config import ServerOptions
 from wheelhouse.errors import UsageError
+from wheelhouse.options import ServerOptions
 from wheelhouse.server.auth import Access, check_token
 from wheelhouse.server.fallthrough import UpstreamPages
 from wheelhouse.server.hot import (

@@ -19,8 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wheelhouse.config import ServerOptions, load_settings, server_options
+from wheelhouse.config import load_settings
 from wheelhouse.errors import ServeError, StoreError, WheelhouseError
+from wheelhouse.options import ServerOptions, server_options
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import bind_socket
 from wheelhouse.store import Store

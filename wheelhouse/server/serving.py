@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
-from wheelhouse.config import ServerOptions
 from wheelhouse.errors import ServeError
+from wheelhouse.options import ServerOptions
 from wheelhouse.server.app import create_app
 
 if TYPE_CHECKING:
