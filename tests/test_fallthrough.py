@@ -27,7 +27,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import local_options
-from tests.test_server import Anchors, make_wheel
+from tests.distributions import write_wheel as make_wheel
+from tests.test_server import Anchors
 from tests.test_upload import READ_TOKEN, TOKEN, basic, client_env, make_sdist
 from wheelhouse.errors import UsageError
 from wheelhouse.server import ServerOptions, create_app, make_server

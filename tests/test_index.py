@@ -100,7 +100,7 @@ def test_detail_html_is_html5_with_repository_version() -> None:
     metas = parse(page.body).metas
     versions = [m["content"] for m in metas if m.get("name") == "pypi:repository-version"]
     assert versions == ["1.1"]
-    assert re.fullmatch(r"\d+\.\d+", versions[0])
+    assert re.fullmatch(r"\d+\.\d+", str(versions[0]))
 
 
 def test_detail_html_one_anchor_per_file_text_is_filename() -> None:

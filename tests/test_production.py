@@ -26,6 +26,7 @@ from urllib.parse import urljoin
 import pytest
 
 from tests.conftest import clean_env, free_port
+from tests.distributions import write_wheel
 from tests.test_export import (
     ALPHA,
     BETA,
@@ -34,7 +35,6 @@ from tests.test_export import (
     LOCAL_WHEEL,
     PIP_ACCEPT,
     make_store,
-    write_wheel,
 )
 from wheelhouse.errors import ServeError, StoreError
 from wheelhouse.server import ServerOptions, production

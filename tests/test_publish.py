@@ -18,7 +18,7 @@ from werkzeug.formparser import parse_form_data
 from werkzeug.test import create_environ
 
 from tests.conftest import local_options
-from tests.test_server import make_wheel
+from tests.distributions import write_wheel as make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
 from wheelhouse.errors import WheelhouseError
 from wheelhouse.publish import PublishError, publish_missing, simple_url_for

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 
 from tests.conftest import local_options
 from tests.distributions import write_sdist as make_sdist
@@ -591,8 +591,16 @@ def test_requests_neither_rescan_nor_rerender(store_root: Path,
     app = create_app(ServerOptions(store=store_root, refresh_interval=3600))
     state: IndexState = app.extensions["wheelhouse"].state
     calls: list[str] = []
-    monkeypatch.setattr(state.store, "files", lambda *a: calls.append("files") or [])
-    monkeypatch.setattr(state.store, "generation", lambda: calls.append("generation") or 0)
+    def files(*_args: object) -> list[object]:
+        calls.append("files")
+        return []
+
+    def generation() -> int:
+        calls.append("generation")
+        return 0
+
+    monkeypatch.setattr(state.store, "files", files)
+    monkeypatch.setattr(state.store, "generation", generation)
     for name in ("project_html", "project_json", "project_list_html", "project_list_json"):
         monkeypatch.setattr(index, name, lambda *a, n=name: calls.append(n))
     client = app.test_client()
@@ -628,8 +636,9 @@ def test_only_changed_projects_are_rerendered(store_root: Path) -> None:
     Store(store_root).set_yanked("foo_bar-1.0-py3-none-any.whl", "oops")
     new = state.refresh()
     assert new.generation > old.generation
-    assert new.projects["other"] is old.projects["other"]
-    assert new.projects["foo-bar"] is not old.projects["foo-bar"]
+    other, foo_bar = NormalizedName("other"), NormalizedName("foo-bar")
+    assert new.projects[other] is old.projects[other]
+    assert new.projects[foo_bar] is not old.projects[foo_bar]
     assert new.root is old.root  # same set of projects
     body = app.test_client().get("/simple/foo-bar/").data
     assert b'data-yanked="oops"' in body

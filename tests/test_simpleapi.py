@@ -171,7 +171,8 @@ def test_html_core_metadata_attributes() -> None:
         anchor("d-1.0-py3-none-any.whl", "data-core-metadata data-yanked"),
         anchor("e-1.0-py3-none-any.whl"),
     ])
-    found = {c.project: c for c in parse_html_links(page, "https://i.example/simple/x/", "i")}
+    found = {str(c.project): c
+             for c in parse_html_links(page, "https://i.example/simple/x/", "i")}
     assert found["a"].core_metadata == "cd" * 32
     assert found["b"].core_metadata is True
     assert found["c"].core_metadata is True  # a hash we cannot use is not passed on

@@ -21,7 +21,7 @@ import sys
 import tarfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse, create_environ
 
 from tests.conftest import local_options
-from tests.test_server import make_wheel
+from tests.distributions import write_wheel as make_wheel
 from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import UsageError
 from wheelhouse.server import ServerOptions, create_app, make_server, token_from_file
@@ -498,7 +498,13 @@ def test_declared_length_over_the_limit_is_413_before_reading(
                              content_type="multipart/form-data; boundary=b")
     environ.update({"wsgi.input": Unreadable(), "CONTENT_LENGTH": str(10 << 30)})
     statuses: list[str] = []
-    body = b"".join(app.wsgi_app(environ, lambda s, h, e=None: statuses.append(s)))
+
+    def start_response(status: str, headers: list[tuple[str, str]],
+                       exc_info: object = None) -> Callable[[bytes], object]:
+        statuses.append(status)
+        return lambda _data: None
+
+    body = b"".join(app.wsgi_app(environ, start_response))
     assert statuses[0].startswith("413"), statuses
     assert b"bytes" in body
     assert stored(root) == before
