@@ -22,9 +22,9 @@ from tests.distributions import write_wheel as make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
 from wheelhouse.errors import WheelhouseError
 from wheelhouse.publish import PublishError, publish_missing, simple_url_for
+from wheelhouse.publish.form import MultipartBody, form_fields
 from wheelhouse.server import make_server
 from wheelhouse.store import Origin, Store
-from wheelhouse.uploadform import MultipartBody, form_fields
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

@@ -1,4 +1,4 @@
-"""Tests of ``wheelhouse.simpleapi``, the one client for simple pages: decoding, Content-Type
+"""Tests of ``wheelhouse.simple.client``, the one client for simple pages: decoding, Content-Type
 dispatch, bounds, redirects, malformed pages, and reading METADATA without the wheel.
 
 Servers listen on 127.0.0.1 only: a scripted ``http.server`` that answers what each test
@@ -29,7 +29,7 @@ from tests.conftest import local_options
 from tests.distributions import wheel_bytes, write_wheel
 from wheelhouse.errors import UpstreamError
 from wheelhouse.server import make_server
-from wheelhouse.simpleapi import (
+from wheelhouse.simple.client import (
     ACCEPT,
     Candidate,
     FetchError,
@@ -38,9 +38,9 @@ from wheelhouse.simpleapi import (
     candidate_from,
     parse_json_page,
 )
+from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
 from wheelhouse.store import Origin, Store
 from wheelhouse.upstream import Upstream
-from wheelhouse.zipmember import TAIL_BYTES, read_member
 
 JSON = "application/vnd.pypi.simple.v1+json"
 SHA = "ab" * 32
@@ -162,7 +162,7 @@ def test_json_is_parsed_as_json(scripted: Scripted, client: SimpleClient) -> Non
 
 
 def test_html_core_metadata_attributes() -> None:
-    from wheelhouse.simpleapi import parse_html_links
+    from wheelhouse.simple.client import parse_html_links
 
     page = "".join([
         anchor("a-1.0-py3-none-any.whl", f'data-core-metadata="sha256={"cd" * 32}"'),

@@ -215,7 +215,7 @@ class Pipeline:
         range reads, a local sdist's static PKG-INFO. No distribution file is downloaded."""
         from wheelhouse.build.sdist import static_metadata
         from wheelhouse.plan import requires_dist
-        from wheelhouse.simpleapi import MetadataUnavailable
+        from wheelhouse.simple.client import MetadataUnavailable
         from wheelhouse.upstream import local_path
 
         metadata: bytes | None = None

@@ -1,6 +1,6 @@
 """Reading upstream sources for a build: simple indexes (PEP 503 HTML or PEP 691 JSON, over
 HTTP or ``file:``) and find-links locations (local directories or HTML pages), all HTTP through
-``wheelhouse.simpleapi``; downloads with their hashes checked, and wheels' METADATA.
+``wheelhouse.simple.client``; downloads with their hashes checked, and wheels' METADATA.
 
 Upstreams vary (PyPI mirrors without JSON or PEP 658, Artifactory, Nexus), so pages are parsed
 from whichever of HTML or JSON comes back, and nothing relies on metadata files being there.
@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse.errors import UpstreamError
-from wheelhouse.simpleapi import (
+from wheelhouse.simple.client import (
     Candidate,
     FetchError,
     SimpleClient,
@@ -26,7 +26,7 @@ from wheelhouse.simpleapi import (
     parse_json_page,
 )
 
-# Re-exported: callers import these from here until they move to wheelhouse.simpleapi.
+# Re-exported: callers import these from here until they move to wheelhouse.simple.client.
 __all__ = [
     "Candidate", "Upstream", "candidate_from", "local_path", "parse_html_links",
     "parse_json_page",

@@ -1,5 +1,5 @@
 """Upstream fall-through: pages for projects the store does not host, read from an upstream
-simple index (HTML or JSON, through ``wheelhouse.simpleapi``) and kept for a TTL.
+simple index (HTML or JSON, through ``wheelhouse.simple.client``) and kept for a TTL.
 
 Dependency confusion. A project the store hosts is served **only** from the store: its page
 never merges upstream files, and the upstream is not even asked about it. Everything else
@@ -46,7 +46,7 @@ from packaging.utils import NormalizedName
 from wheelhouse import index
 from wheelhouse.errors import UpstreamError, UsageError
 from wheelhouse.server.state import Resource, http_date
-from wheelhouse.simpleapi import Candidate, SimpleClient
+from wheelhouse.simple.client import Candidate, SimpleClient
 
 log = logging.getLogger(__name__)
 

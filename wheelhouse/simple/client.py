@@ -3,7 +3,7 @@ pages) and the files they list: candidates, a wheel's METADATA without the wheel
 
 Every bound of talking to an index lives here: Accept negotiation, Content-Type dispatch,
 charset, retries, a deadline per request, a page-size cap and same-origin redirects. Reading
-the pages' contents is ``wheelhouse.simplepages`` (re-exported here).
+the pages' contents is ``wheelhouse.simple.pages`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from urllib3.util.retry import Retry
 from wheelhouse import __version__
 from wheelhouse.distributions import read_wheel_metadata
 from wheelhouse.errors import InvalidDistribution, UpstreamError
-from wheelhouse.simplepages import (
+from wheelhouse.simple.pages import (
     Candidate,
     candidate_from,
     display,
     parse_html_links,
     parse_json_page,
 )
+from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
 from wheelhouse.store import Kind
-from wheelhouse.zipmember import TAIL_BYTES, read_member
 
 __all__ = [
     "ACCEPT", "Candidate", "FetchError", "MetadataUnavailable", "SimpleClient",

@@ -1,5 +1,5 @@
 """What simple pages say: PEP 503 HTML (and find-links pages) and PEP 691 JSON parsed into
-``Candidate``s, checked as they are read. No HTTP here; fetching is ``wheelhouse.simpleapi``.
+``Candidate``s, checked as they are read. No HTTP here; fetching is ``wheelhouse.simple.client``.
 """
 
 from __future__ import annotations

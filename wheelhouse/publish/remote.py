@@ -1,7 +1,7 @@
 """Publishing from a builder to a shared index: ask the remote which of our files it already
 has (its simple page, by filename and sha256) and upload only the missing ones with the legacy
 upload API, the way twine does, streaming each file from the store (the request itself is
-``wheelhouse.uploadform``; the remote's pages are read with ``wheelhouse.simpleapi``).
+``wheelhouse.publish.form``; the remote's pages are read with ``wheelhouse.simple.client``).
 
 A remote file with our filename but other bytes is a conflict: it is reported, never
 overwritten (the remote refuses that anyway, as published files are immutable), and the other
@@ -21,9 +21,9 @@ import requests
 
 from wheelhouse import __version__
 from wheelhouse.errors import UpstreamError, WheelhouseError
-from wheelhouse.simpleapi import FetchError, SimpleClient, display, origin
+from wheelhouse.publish.form import MultipartBody, form_fields
+from wheelhouse.simple.client import FetchError, SimpleClient, display, origin
 from wheelhouse.store import Store, StoredFile
-from wheelhouse.uploadform import MultipartBody, form_fields
 
 _BLOCK = 1 << 20
 #: Attempts per upload. Uploads are idempotent (the same bytes again are a no-op), so a
