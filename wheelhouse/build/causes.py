@@ -7,7 +7,7 @@ import functools
 import re
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 #: how many cause lines a failure shows, and how long each may be.
 MAX_LINES = 3
@@ -53,8 +53,8 @@ class _Format(dict[str, str]):
 @functools.cache
 def patterns() -> tuple[Pattern, ...]:
     """The known causes, validated: a broken file fails loudly, naming the entry."""
-    data = tomllib.loads(resources.files("wheelhouse").joinpath(
-        "resources/causes.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads((Path(__file__).parent.parent / "resources" / "causes.toml")
+                         .read_text(encoding="utf-8"))
     out = []
     for i, entry in enumerate(data.get("cause", [])):
         unknown = set(entry) - {"name", "pattern", "summary", "hint"}

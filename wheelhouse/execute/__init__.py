@@ -3,10 +3,10 @@ outcome's dependencies back to the resolver.
 
 ``outcome`` holds the values and ``drive``, the loop between resolver and executor;
 ``executor`` runs one step (keep, fetch) and resolves build requirements; ``building`` turns a
-BUILD step into a checked, published wheel or a failure with its cause.
+BUILD step into a checked, published wheel or a failure with its cause. Only ``outcome`` is
+imported here: a run answered from the plan cache never loads the rest.
 """
 
-from wheelhouse.execute.executor import Executor
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
 
-__all__ = ["Executor", "Outcome", "Progress", "Status", "drive"]
+__all__ = ["Outcome", "Progress", "Status", "drive"]

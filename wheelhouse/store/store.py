@@ -31,7 +31,6 @@ from typing import Any
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from wheelhouse import distributions
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.store import catalogue
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
@@ -158,6 +157,10 @@ class Store:
         PublishConflict and leave the published file untouched. With ``consume`` the source
         file is moved (it must be in this store's staging area), otherwise copied.
         """
+        # Imported here: reading archives needs gzip, lzma and tarfile, which a run that only
+        # reads the catalogue (a no-op build, the server) never loads.
+        from wheelhouse import distributions
+
         name = filename or source.name
         staged = source if consume else self._stage_copy(source)
         try:
