@@ -35,7 +35,7 @@ from packaging.utils import NormalizedName
 
 from wheelhouse import index
 from wheelhouse.errors import StoreError, UsageError, WheelhouseError
-from wheelhouse.store import Kind, Store, StoredFile
+from wheelhouse.store import Kind, Store, StoredFile, StoreReader
 
 #: How a file got into the export.
 Placed = Literal["linked", "reused", "copied"]
@@ -256,7 +256,7 @@ def _missing(what: str) -> StoreError:
     )
 
 
-def _write_files(store: Store, tree: _Tree, files: list[StoredFile]) -> Counter[Placed]:
+def _write_files(store: StoreReader, tree: _Tree, files: list[StoredFile]) -> Counter[Placed]:
     """Place every file and its metadata; counts how the files (not metadata) were placed."""
     placed: Counter[Placed] = Counter()
     made: set[str] = set()

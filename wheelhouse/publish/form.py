@@ -15,7 +15,7 @@ from typing import IO
 
 from wheelhouse.distributions import read_wheel_metadata
 from wheelhouse.errors import WheelhouseError
-from wheelhouse.store import Kind, Store, StoredFile
+from wheelhouse.store import Kind, StoredFile, StoreReader
 
 _BLOCK = 1 << 20
 
@@ -57,7 +57,7 @@ _METADATA_FIELDS: tuple[tuple[str, str, bool], ...] = (
 
 
 
-def _core_metadata(store: Store, f: StoredFile) -> Message | None:
+def _core_metadata(store: StoreReader, f: StoredFile) -> Message | None:
     """The file's METADATA (wheels) or PKG-INFO (sdists), or None if it cannot be read."""
     data: bytes | None = None
     try:
@@ -77,7 +77,7 @@ def _core_metadata(store: Store, f: StoredFile) -> Message | None:
     return Parser().parsestr(data.decode("utf-8", "replace"))
 
 
-def form_fields(store: Store, f: StoredFile) -> list[tuple[str, str]]:
+def form_fields(store: StoreReader, f: StoredFile) -> list[tuple[str, str]]:
     """The metadata fields of the upload form, from the file's own metadata."""
     meta = _core_metadata(store, f)
     fields: list[tuple[str, str]] = []

@@ -23,7 +23,7 @@ from wheelhouse import __version__
 from wheelhouse.errors import UpstreamError, WheelhouseError
 from wheelhouse.publish.form import MultipartBody, form_fields
 from wheelhouse.simple.client import FetchError, SimpleClient, display, origin
-from wheelhouse.store import Store, StoredFile
+from wheelhouse.store import StoredFile, StoreReader
 
 _BLOCK = 1 << 20
 #: Attempts per upload. Uploads are idempotent (the same bytes again are a no-op), so a
@@ -83,7 +83,7 @@ def simple_url_for(upload_url: str) -> str:
 
 
 def publish_missing(
-    store: Store,
+    store: StoreReader,
     filenames: Iterable[str],
     url: str,
     token: str | None,
@@ -223,7 +223,7 @@ def _remote_files(
 
 
 def _upload(
-    http: requests.Session, url: str, store: Store, f: StoredFile,
+    http: requests.Session, url: str, store: StoreReader, f: StoredFile,
     auth: tuple[str, str] | None, timeout: float,
 ) -> str:
     """"uploaded", or "exists" when the remote says the filename is taken."""

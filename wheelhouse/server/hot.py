@@ -25,7 +25,7 @@ from wheelhouse.index import MediaType
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.server.state import IndexState, Resource, Snapshot, upload_http_date
-from wheelhouse.store import Kind, Store
+from wheelhouse.store import Kind, StoreReader
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -208,7 +208,7 @@ def answer_simple(
 
 
 def answer_metadata(
-    snapshot: Snapshot, store: Store, project: str, filename: str, environ: WSGIEnvironment
+    snapshot: Snapshot, store: StoreReader, project: str, filename: str, environ: WSGIEnvironment
 ) -> Reply:
     """The METADATA of a published wheel, exactly as its hash on the index says."""
     f = snapshot.files.get(filename)

@@ -21,7 +21,7 @@ from packaging.utils import NormalizedName
 from wheelhouse import index
 from wheelhouse.errors import StoreError
 from wheelhouse.index import MediaType, Page
-from wheelhouse.store import Store, StoredFile
+from wheelhouse.store import StoredFile, StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class IndexState:
     snapshot they already have; swapping the reference is atomic, so readers need no lock.
     """
 
-    def __init__(self, store: Store, *, refresh_interval: float = 0.5) -> None:
+    def __init__(self, store: StoreReader, *, refresh_interval: float = 0.5) -> None:
         self.store = store
         self.refresh_interval = refresh_interval
         self._lock = threading.Lock()

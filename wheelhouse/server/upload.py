@@ -38,7 +38,7 @@ from wheelhouse.distributions import parse_filename
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.store import Kind, Origin, PublishStatus, Store
+from wheelhouse.store import Kind, Origin, PublishStatus, StoreWriter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -140,7 +140,7 @@ class _FormReader:
     """Takes the decoder's events: text fields into memory (bounded), the ``content`` part
     into a staging file, hashed on the way."""
 
-    def __init__(self, store: Store, options: UploadOptions, staged: _Staged) -> None:
+    def __init__(self, store: StoreWriter, options: UploadOptions, staged: _Staged) -> None:
         self.store = store
         self.limit = options.max_upload_bytes
         self.staged = staged
@@ -208,7 +208,7 @@ class _FormReader:
 
 
 def _read_form(
-    environ: WSGIEnvironment, store: Store, options: UploadOptions, staged: _Staged
+    environ: WSGIEnvironment, store: StoreWriter, options: UploadOptions, staged: _Staged
 ) -> _Form:
     """Parse the multipart body as it arrives, streaming the file into staging."""
     boundary = _boundary(environ)
@@ -326,7 +326,7 @@ def _check_form(form: _Form) -> tuple[str, str | None]:
 def handle_upload(
     environ: WSGIEnvironment,
     *,
-    store: Store,
+    store: StoreWriter,
     access: Access,
     options: UploadOptions,
     on_published: Callable[[], object],
