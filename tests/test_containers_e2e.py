@@ -229,3 +229,49 @@ def test_system_packages_go_into_a_derived_image_and_builds_stay_offline(
     again = wheelhouse("build", str(reqs), "--store", str(store), "--config", str(cfg),
                        "--target", "cp311-manylinux_2_36_x86_64")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def _builder_containers() -> list[str]:
+    return subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.wheelhouse.builder"],
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_killed_builds_leave_no_container(images_config: Path, tmp_path: Path) -> None:
+    """SIGTERM (a cancelled CI job) unwinds and removes the container; after SIGKILL, which
+    nothing can catch, the next run removes the container the dead process left running."""
+    import signal
+    import sys
+    import time
+
+    from tests.conftest import build_sdist
+
+    links = tmp_path / "links"
+    links.mkdir()
+    build_sdist("whhang", links)
+    reqs = tmp_path / "r.txt"
+    reqs.write_text(f"--find-links {links}\nwhhang==1.0.0\n")
+    before = set(_builder_containers())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wheelhouse", "build", str(reqs), "--store",
+             str(tmp_path / f"store-{sig.name}"), "--config", str(images_config),
+             "--target", "cp311-musllinux_x86_64"],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not set(_builder_containers()) - before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # inside the build, which hangs on musl
+        started = set(_builder_containers()) - before
+        assert started, "the build started no container"
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 130
+            assert not set(_builder_containers()) & started, "SIGTERM left the container"
+        else:
+            assert set(_builder_containers()) & started, "SIGKILL cannot clean up"
+            # Any later run that starts a container reaps the dead process's.
+            from wheelhouse.build.engine import prune_stopped
+
+            prune_stopped("docker")
+            assert not set(_builder_containers()) & started, "the orphan was not reaped"

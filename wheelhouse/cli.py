@@ -343,7 +343,17 @@ def export(ctx: click.Context, out: Path, store: Path | None,
                f"{summary.reused} kept from the previous export, {summary.copied} copied)")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (docker stop, a CI job cancelled, kill) unwinds like Ctrl-C, so builder
+    # containers are removed and staging files cleaned instead of being left behind.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    import signal
+
+    with contextlib.suppress(ValueError):  # not in the main thread (tests calling main)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         rv = cli.main(args=argv, prog_name="wheelhouse", standalone_mode=False)
         if isinstance(rv, int):

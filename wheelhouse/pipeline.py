@@ -142,9 +142,26 @@ class Pipeline:
         targets = self.options.targets
         jobs = max(1, min(self.options.settings.jobs, len(targets)))
         # Targets run side by side (each in its own container, where they need one).
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             results = list(pool.map(self._run_target, targets))
+        except BaseException:
+            # Ctrl-C or SIGTERM: stop what runs (builds would otherwise go on to their time
+            # limit while we wait for them) and leave no container behind.
+            self.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return RunResult(results=results, notes=list(self.notes))
+
+    def cancel(self) -> None:
+        """Start no new step, kill running local builds, remove this run's containers."""
+        from wheelhouse.build.runner import terminate_all
+
+        if self._executor is not None:
+            self._executor.cancelled = True
+        terminate_all()
+        self.close()
 
     # -- one target ------------------------------------------------------------------------
     def _run_target(self, target: Target) -> TargetResult:

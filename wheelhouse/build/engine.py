@@ -6,6 +6,8 @@ Every failure of the engine is an ``EngineError`` that names the fix.
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -95,7 +97,8 @@ class Container:
         self.engine = options.engine
         self.name = f"wheelhouse-{label}-{uuid.uuid4().hex[:8]}"
         cmd = [self.engine, "create", "--pull=never", "--name", self.name,
-               "--network", options.network, "--label", "org.wheelhouse.builder=1"]
+               "--network", options.network, "--label", "org.wheelhouse.builder=1",
+               "--label", f"{OWNER_LABEL}={owner()}"]
         if options.memory:
             cmd += ["--memory", options.memory]
         if options.cpus:
@@ -167,13 +170,57 @@ class ContainerRunner:
         return done
 
 
-def prune_stopped(engine: str) -> None:
-    """Remove stopped builder containers left by a wheelhouse process that was killed.
+#: who started a container: this process, on this boot of this machine.
+OWNER_LABEL = "org.wheelhouse.owner"
 
-    Only stopped ones: running builder containers may belong to a concurrent run.
-    """
+
+def owner(pid: int | None = None) -> str:
+    """``<pid>:<process start time>@<boot id>``: unique while the process lives, and
+    recognisably dead after it exits, was killed, or the machine rebooted."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_start_time(pid)}@{_boot_id()}"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+def _start_time(pid: int) -> str:
+    try:
+        # Field 22 of /proc/<pid>/stat, after the parenthesised command name.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _owner_gone(value: str) -> bool:
+    """True when the container's owner was this machine's and that process no longer runs."""
+    who, _, boot = value.partition("@")
+    if boot != _boot_id():
+        # Another machine sharing the engine, or an earlier boot: only the latter is ours to
+        # reap, and the engine's containers do not survive a reboot running anyway.
+        return False
+    pid, _, started = who.partition(":")
+    return not pid.isdigit() or _start_time(int(pid)) != started
+
+
+def prune_stopped(engine: str) -> None:
+    """Remove builder containers whose wheelhouse process is gone: stopped ones, and running
+    ones whose owner (a process on this machine, see ``owner``) was killed before it could
+    remove them. Running containers of live processes (a concurrent run) are left alone."""
     subprocess.run([engine, "container", "prune", "--force", "--filter",
                     "label=org.wheelhouse.builder=1"], capture_output=True, check=False)
+    listed = subprocess.run(
+        [engine, "ps", "--filter", "label=org.wheelhouse.builder=1", "--format",
+         "{{.ID}} {{.Label \"" + OWNER_LABEL + "\"}}"],
+        capture_output=True, text=True, check=False)
+    orphans = [line.split()[0] for line in listed.stdout.splitlines()
+               if len(line.split()) == 2 and _owner_gone(line.split()[1])]
+    if orphans:
+        subprocess.run([engine, "rm", "-f", *orphans], capture_output=True, check=False)
 
 
 def image_label(engine: str, image: str, label: str) -> str | None:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ class Runner(Protocol):
         ...
 
 
+#: every command a LocalRunner is running, so an interrupted run can stop them all.
+_ACTIVE: set[subprocess.Popen[bytes]] = set()
+_ACTIVE_GUARD = threading.Lock()
+
+
+def terminate_all() -> None:
+    """Kill the process group of every running command (an interrupted run)."""
+    with _ACTIVE_GUARD:
+        procs = list(_ACTIVE)
+    for proc in procs:
+        _kill_group(proc)
+
+
 class LocalRunner:
     """Runs commands as child processes of this one, each in its own process group."""
 
@@ -68,6 +82,8 @@ class LocalRunner:
             list(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
         )
+        with _ACTIVE_GUARD:
+            _ACTIVE.add(proc)
         try:
             rc = proc.wait(timeout=timeout)
             timed_out = False
@@ -78,6 +94,9 @@ class LocalRunner:
             _kill_group(proc)
             proc.wait()
             raise
+        finally:
+            with _ACTIVE_GUARD:
+                _ACTIVE.discard(proc)
         seconds = time.monotonic() - start
         log.write(f"[exit {rc}{' (time limit reached)' if timed_out else ''} "
                   f"after {seconds:.1f} s]\n")

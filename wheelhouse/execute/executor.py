@@ -55,6 +55,8 @@ class Executor:
         self.builders = builders
         self.progress = progress
         self.retry_failed = retry_failed
+        #: set when the run is interrupted: no new step starts.
+        self.cancelled = False
         self._seen: dict[str, set[str]] = {}
         self._seen_guard = threading.Lock()
 
@@ -101,6 +103,8 @@ class Executor:
 
     # -- one step ----------------------------------------------------------------------------
     def run(self, step: Step) -> Outcome:
+        if self.cancelled:
+            raise KeyboardInterrupt
         try:
             outcome = self._run(step)
         except (UpstreamError, InvalidDistribution) as e:
