@@ -187,24 +187,29 @@ def make_venv(path: Path) -> Path:
     return path / "bin" / "python"
 
 
-def _wheelhouse_containers() -> set[str]:
+def _orphaned_containers() -> set[str]:
+    """wheelhouse containers whose owner process no longer runs (see build.engine.owner)."""
+    from wheelhouse.build.engine import OWNER_LABEL, owner_gone
+
     done = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", "label=org.wheelhouse.builder"],
+        ["docker", "ps", "-a", "--no-trunc", "--filter", "label=org.wheelhouse.builder",
+         "--format", "{{.ID}} {{.Label \"" + OWNER_LABEL + "\"}}"],
         capture_output=True, text=True, check=False)
-    return set(done.stdout.split()) if done.returncode == 0 else set()
+    return {line.split()[0] for line in done.stdout.splitlines()
+            if len(line.split()) == 2 and owner_gone(line.split()[1])}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind() -> Iterator[None]:
     """Every builder or check container wheelhouse starts during the tests is removed,
-    whatever the test did; checked once all tests have run (where an engine exists). Only
-    containers that appeared during this session count: another session on the same engine
-    keeps its own."""
-    before = _wheelhouse_containers() if engine_ready() is None else set()
+    whatever the test did: checked once all tests have run (where an engine exists). Every
+    wheelhouse process the tests started has ended by then, so a container of theirs still
+    there is an orphan; containers of live processes (a run beside the tests) are not ours."""
+    before = _orphaned_containers() if engine_ready() is None else set()
     yield
     if engine_ready() is not None:
         return
-    left = sorted(_wheelhouse_containers() - before)
+    left = sorted(_orphaned_containers() - before)
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
     assert not left, f"{len(left)} wheelhouse container(s) were left behind"

@@ -7,7 +7,7 @@ import contextlib
 import io
 import shutil
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -41,6 +41,8 @@ class FakeRunner:
     repair_rc: int = 0
     repair_outputs: tuple[str, ...] = (REPAIRED,)
     timeout_on: str | None = None
+    #: fail the first build asking for this requirement, as pip does when it has no wheel.
+    asks_for: str | None = None
     commands: list[list[str]] = field(default_factory=list)
     envs: list[dict[str, str]] = field(default_factory=list)
 
@@ -52,6 +54,11 @@ class FakeRunner:
         step = "build" if "build" in cmd else cmd[3] if "auditwheel" in cmd else "?"
         if step == self.timeout_on:
             return Completed(returncode=-9, timed_out=True, seconds=timeout or 0)
+        if step == "build" and self.asks_for:
+            asked, self.asks_for = self.asks_for, None
+            return Completed(returncode=1, timed_out=False, seconds=0.5, output=(
+                "ERROR: Could not find a version that satisfies the requirement "
+                f"{asked} (from versions: none)"))
         if step == "build":
             out = Path(cmd[cmd.index("--outdir") + 1])
             out.mkdir(parents=True, exist_ok=True)
@@ -73,12 +80,16 @@ class FakeRunner:
 class DirWorkspace:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.added: list[Path] = []
 
     @contextlib.contextmanager
     def open(self, sdist: Path, build_deps: Path | None) -> Iterator[Paths]:
         yield Paths(source=str(self.root / "src"),
                     deps=str(build_deps) if build_deps is not None else None,
                     dist=str(self.root / "dist"), repaired=str(self.root / "repaired"))
+
+    def add_deps(self, wheels: Path, paths: Paths) -> None:
+        self.added.append(wheels)
 
     def collect(self, directory: str, into: Path) -> list[Path]:
         into.mkdir(parents=True, exist_ok=True)
@@ -88,13 +99,14 @@ class DirWorkspace:
 
 
 def build(tmp_path: Path, runner: FakeRunner, *, deps: Path | None = None,
-          package: PackageSettings | None = None) -> tuple[Path, str]:
+          package: PackageSettings | None = None,
+          more: Callable[[Sequence[str]], Path] | None = None) -> tuple[Path, str]:
     recipe = Recipe(runner=runner, workspace=DirWorkspace(tmp_path / "ws"), python="python3",
                     env={"PATH": "/usr/bin"}, where="in some-image")
     log = io.StringIO()
     built = build_wheel(recipe, tmp_path / "demo-1.0.tar.gz", target=TARGET,
                         package=package or PackageSettings(), work_dir=tmp_path / "work",
-                        log=log, timeout=60, build_deps=deps)
+                        log=log, timeout=60, build_deps=deps, more_requirements=more)
     return built.wheel, log.getvalue()
 
 
@@ -155,3 +167,24 @@ def test_build_requirements_come_from_the_given_directory_only(tmp_path: Path) -
     build(tmp_path, runner, deps=tmp_path / "deps")
     env = runner.envs[0]
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_FIND_LINKS"] == str(tmp_path / "deps")
+
+
+def test_requirements_the_backend_asks_for_are_resolved_and_the_build_runs_again(
+    tmp_path: Path,
+) -> None:
+    """setup_requires (or any get_requires_for_build_wheel) is not in [build-system]
+    requires: a hermetic build meets it in a second round."""
+    asked: list[list[str]] = []
+
+    def more(reqs: Sequence[str]) -> Path:
+        asked.append(list(reqs))
+        return tmp_path / "more"
+
+    runner = FakeRunner(asks_for="cppy>=1.1.0")
+    built, log = build(tmp_path, runner, deps=tmp_path / "deps", more=more)
+    assert asked == [["cppy>=1.1.0"]]
+    assert built.name == REPAIRED
+    assert "asked for cppy>=1.1.0" in log
+    # Without a way to resolve more (native builds, which use the index), it fails as before.
+    with pytest.raises(BuildFailed, match="the build failed"):
+        build(tmp_path / "again", FakeRunner(asks_for="cppy"), deps=tmp_path / "deps")

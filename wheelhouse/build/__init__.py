@@ -14,7 +14,7 @@ from typing import IO, Protocol
 
 from wheelhouse.build.check import CheckResult
 from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.recipe import BuiltWheel
+from wheelhouse.build.recipe import BuiltWheel, MoreRequirements
 from wheelhouse.config import PackageSettings, Settings
 from wheelhouse.targets import Target
 
@@ -36,11 +36,13 @@ class Builder(Protocol):
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
+        more_requirements: MoreRequirements | None = None,
     ) -> BuiltWheel:
         """Build and repair; return a wheel inside ``work_dir``, or raise BuildFailed.
 
         ``build_deps`` is a directory of wheels that satisfy the sdist's build requirements,
-        for builders whose builds have no index to install them from.
+        for builders whose builds have no index to install them from; ``more_requirements``
+        resolves what the build's backend asks for beyond them.
         """
         ...
 

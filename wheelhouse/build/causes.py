@@ -20,11 +20,19 @@ _GENERIC = (
     re.compile(r"\bnot found\b|No such file or directory"),
     re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)(?::\s.*)?$"),
 )
-# Lines that look like causes but only echo one: the generic wrappers around the real error.
-_NOISE = re.compile(
-    r"ERROR Backend subprocess exited|subprocess-exited-with-error|^\s*error: subprocess|"
-    r"^\s*note: |^\$ |^\[exit \d+|^# wheelhouse|CalledProcessError"
-)
+# Lines that look like causes but only echo one, or only give context: the generic wrappers
+# around the real error (build's, pip's, setuptools'), compiler notes and include chains,
+# tracebacks' frames, command lines, and wheelhouse's own markers.
+_NOISE = re.compile("|".join([
+    r"ERROR Backend subprocess exited", r"subprocess-exited-with-error",
+    r"^\s*error: subprocess", r"CalledProcessError", r"^ERROR Command ", r"error: Command '\[",
+    r"^TIP ", r"^INFO:", r"^Fixed-up wheel",
+    r"(?:^|\s|:)note: ", r"^\s*(?:In file included )?from \S+:\d+[,:]$", r"^\s*\d+ \|",
+    r"^\s*\|", r"^\s*\^", r"^\s*File \"", r"^\s*!!\s*$",
+    r"^\S*(?:gcc|cc|g\+\+|c\+\+|clang) .* -c \S", r"checking .*\.\.\.",
+    r"^\$ ", r"^\[exit \d+", r"^# wheelhouse",
+]))
+_WARNING = re.compile(r"warning|^\s*In (file included|function)|^\S+: In function", re.I)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,8 +75,24 @@ def patterns() -> tuple[Pattern, ...]:
 
 
 def explain(log: str, *, project: str, target: str) -> Explanation:
-    """The cause of a failure in ``log`` (a build log, or a test's output)."""
+    """The cause of a failure in ``log`` (a build log, or a check's output).
+
+    The part of the log after its last command line (``$ ...``) is read first: that is the
+    command that failed, and earlier commands' warnings are not its cause.
+    """
     lines = [ln.rstrip() for ln in log.splitlines()[-5000:] if ln.strip()]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("$ ")]
+    last = lines[starts[-1]:] if starts else lines
+    for part in (last, lines):
+        found = _explain(part, project=project, target=target)
+        if found.lines or found.hint:
+            return found
+    # Nothing recognisable (a build that stops without saying why): its last words.
+    tail = [ln.strip() for ln in last if not _NOISE.search(ln) and not _WARNING.search(ln)]
+    return Explanation(lines=tuple(_short(ln) for ln in tail[-2:]))
+
+
+def _explain(lines: list[str], *, project: str, target: str) -> Explanation:
     found: list[str] = []
     known: tuple[Pattern, re.Match[str]] | None = None
     for pattern in patterns():
@@ -97,9 +121,12 @@ def explain(log: str, *, project: str, target: str) -> Explanation:
                        hint=pattern.hint.format_map(values), pattern=pattern.name)
 
 
-def _add(found: list[str], line: str) -> None:
+def _short(line: str) -> str:
     text = line.strip()
-    if len(text) > MAX_WIDTH:
-        text = text[: MAX_WIDTH - 1] + "…"
+    return text[: MAX_WIDTH - 1] + "…" if len(text) > MAX_WIDTH else text
+
+
+def _add(found: list[str], line: str) -> None:
+    text = _short(line)
     if text not in found:
         found.append(text)

@@ -48,7 +48,7 @@ from wheelhouse.build.engine import (
 )
 from wheelhouse.build.errors import BuildFailed
 from wheelhouse.build.local import link_all
-from wheelhouse.build.recipe import BuiltWheel, Paths, Recipe, build_wheel
+from wheelhouse.build.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
 from wheelhouse.build.sdist import source_root
 from wheelhouse.config import PackageSettings
 from wheelhouse.errors import EngineError
@@ -166,6 +166,7 @@ class ContainerBuilder:
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
+        more_requirements: MoreRequirements | None = None,
     ) -> BuiltWheel:
         base = self.image_for(target)
         if base is None:
@@ -184,10 +185,13 @@ class ContainerBuilder:
                             where=f"in {image}")
             return build_wheel(recipe, sdist, target=target, package=settings,
                                work_dir=work_dir, log=log, timeout=timeout,
-                               build_deps=build_deps)
+                               build_deps=build_deps, more_requirements=more_requirements)
         except BuildFailed as e:
             if e.timed_out:
                 self._forget(target)  # a killed build may leave the container in any state
+            raise
+        except EngineError:
+            self._forget(target)  # the next build starts a fresh container
             raise
 
     def check(
@@ -221,6 +225,9 @@ class ContainerBuilder:
                                  script=f"{job}/check.py"),
                 requirement=requirement, modules=wheel_modules(wheel), test=test,
                 env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, timeout=timeout)
+        except EngineError:
+            self._forget(target)
+            raise
         finally:
             with contextlib.suppress(EngineError):
                 running.container.exec_output(f"rm -rf {job}")
@@ -251,6 +258,7 @@ class ContainerWorkspace:
     def __init__(self, container: Container, python: str) -> None:
         self.container = container
         self.python = python
+        self._copied: set[str] = set()
 
     @contextlib.contextmanager
     def open(self, sdist: Path, build_deps: Path | None) -> Iterator[Paths]:
@@ -264,6 +272,7 @@ class ContainerWorkspace:
             if build_deps is not None:
                 for wheel in sorted(build_deps.glob("*.whl")):
                     self.container.copy_in(wheel, f"{job}/deps/{wheel.name}")
+                    self._copied.add(wheel.name)
             archive = shlex.quote(f"{job}/{sdist.name}")
             unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
                       if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
@@ -278,6 +287,13 @@ class ContainerWorkspace:
         finally:
             with contextlib.suppress(EngineError):
                 self.container.exec_output(f"rm -rf {q}")
+
+    def add_deps(self, wheels: Path, paths: Paths) -> None:
+        assert paths.deps is not None
+        for wheel in sorted(wheels.glob("*.whl")):
+            if wheel.name not in self._copied:
+                self.container.copy_in(wheel, f"{paths.deps}/{wheel.name}")
+                self._copied.add(wheel.name)
 
     def collect(self, directory: str, into: Path) -> list[Path]:
         self.container.copy_out(directory, into)

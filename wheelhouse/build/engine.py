@@ -128,6 +128,11 @@ class Container:
         self._run([self.engine, "cp", f"{self.name}:{src}/.", str(dest)],
                   what=f"copy {src} out of {self.name}")
 
+    def running(self) -> bool:
+        done = subprocess.run([self.engine, "inspect", "--format", "{{.State.Running}}",
+                               self.name], capture_output=True, text=True, check=False)
+        return done.returncode == 0 and done.stdout.strip() == "true"
+
     def close(self) -> None:
         subprocess.run([self.engine, "rm", "-f", self.name], capture_output=True, check=False)
 
@@ -167,6 +172,13 @@ class ContainerRunner:
                              output=done.output)
         if done.timed_out:
             self.container.close()
+        elif done.returncode != 0 and not self.container.running():
+            # Not the command's failure: the container is gone (removed by another process,
+            # killed for memory, the engine restarted).
+            raise EngineError(
+                f"the container {self.container.name} stopped while running "
+                f"{' '.join(cmd)[:80]}",
+                hint="check `docker events` and the engine's log; run again")
         return done
 
 
@@ -196,7 +208,7 @@ def _start_time(pid: int) -> str:
         return "?"
 
 
-def _owner_gone(value: str) -> bool:
+def owner_gone(value: str) -> bool:
     """True when the container's owner was this machine's and that process no longer runs."""
     who, _, boot = value.partition("@")
     if boot != _boot_id():
@@ -218,7 +230,7 @@ def prune_stopped(engine: str) -> None:
          "{{.ID}} {{.Label \"" + OWNER_LABEL + "\"}}"],
         capture_output=True, text=True, check=False)
     orphans = [line.split()[0] for line in listed.stdout.splitlines()
-               if len(line.split()) == 2 and _owner_gone(line.split()[1])]
+               if len(line.split()) == 2 and owner_gone(line.split()[1])]
     if orphans:
         subprocess.run([engine, "rm", "-f", *orphans], capture_output=True, check=False)
 

@@ -27,7 +27,7 @@ from wheelhouse.build.check import (
     wheel_modules,
 )
 from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.recipe import BuiltWheel, Paths, Recipe, build_wheel
+from wheelhouse.build.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
 from wheelhouse.build.runner import LocalRunner, Runner
 from wheelhouse.build.sdist import extract
 from wheelhouse.config import PackageSettings
@@ -48,6 +48,10 @@ class LocalWorkspace:
             yield Paths(source=str(source),
                         deps=str(build_deps) if build_deps is not None else None,
                         dist=str(root / "dist"), repaired=str(root / "repaired"))
+
+    def add_deps(self, wheels: Path, paths: Paths) -> None:
+        assert paths.deps is not None
+        link_all(sorted(wheels.glob("*.whl")), Path(paths.deps))
 
     def collect(self, directory: str, into: Path) -> list[Path]:
         into.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,7 @@ class LocalBuilder:
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
+        more_requirements: MoreRequirements | None = None,
     ) -> BuiltWheel:
         if not self.can_build(target):
             raise BuildFailed(f"target {target} cannot be built on this machine")
@@ -114,7 +119,8 @@ class LocalBuilder:
         recipe = Recipe(runner=self.runner, workspace=LocalWorkspace(target),
                         python=self.python, env=env)
         return build_wheel(recipe, sdist, target=target, package=settings, work_dir=work_dir,
-                           log=log, timeout=timeout, build_deps=build_deps)
+                           log=log, timeout=timeout, build_deps=build_deps,
+                           more_requirements=more_requirements)
 
 
     def check(

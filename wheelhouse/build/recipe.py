@@ -9,8 +9,10 @@ machine), so the local and the container builder share every step and every erro
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -24,7 +26,7 @@ from wheelhouse.build.repair import (
     repair_command,
     show_command,
 )
-from wheelhouse.build.runner import Runner
+from wheelhouse.build.runner import Completed, Runner
 from wheelhouse.config import PackageSettings
 from wheelhouse.platforms import platforms
 from wheelhouse.targets import Target
@@ -59,6 +61,10 @@ class Workspace(Protocol):
         """The wheels in the runner's ``directory``, as files on this machine under ``into``."""
         ...
 
+    def add_deps(self, wheels: Path, paths: Paths) -> None:
+        """Put the wheels in ``wheels`` beside the build requirements in ``paths.deps``."""
+        ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class Recipe:
@@ -73,15 +79,28 @@ class Recipe:
     where: str = ""
 
 
+#: Requirements a build may ask for beyond ``[build-system] requires`` (a backend's
+#: ``get_requires_for_build_wheel``: setuptools' ``setup_requires``, scikit-build-core's
+#: cmake) are met in rounds: at most this many.
+_ROUNDS = 3
+#: pip's words when a build asks for a requirement that is not among the wheels it was given.
+_UNMET = re.compile(r"Could not find a version that satisfies the requirement (\S+)")
+
+#: Resolves build requirements for the target and returns a directory of wheels for them.
+MoreRequirements = Callable[[Sequence[str]], Path]
+
+
 def build_wheel(
     recipe: Recipe, sdist: Path, *, target: Target, package: PackageSettings, work_dir: Path,
     log: IO[str], timeout: float, build_deps: Path | None = None,
+    more_requirements: MoreRequirements | None = None,
 ) -> BuiltWheel:
     """Build and repair ``sdist`` for ``target``; the wheel is returned inside ``work_dir``.
 
     With ``build_deps`` (a directory of wheels for the build requirements) the build installs
-    its requirements from there only; without, from whatever index the environment names.
-    Raises BuildFailed with the reason; the log has the details.
+    its requirements from there only; without, from whatever index the environment names. A
+    hermetic build whose backend asks for more is given them through ``more_requirements``
+    and run again. Raises BuildFailed with the reason; the log has the details.
     """
     with recipe.workspace.open(sdist, build_deps) as paths:
         # The same timestamp for every build, so two builds of one sdist give the same bytes.
@@ -90,18 +109,39 @@ def build_wheel(
         if paths.deps is not None:
             env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": paths.deps}
         return _build(recipe, paths, env, sdist=sdist, target=target, package=package,
-                      work_dir=work_dir, log=log, timeout=timeout)
+                      work_dir=work_dir, log=log, timeout=timeout,
+                      more=more_requirements if paths.deps is not None else None)
+
+
+def _run_build(recipe: Recipe, paths: Paths, env: Mapping[str, str], *, log: IO[str],
+               timeout: float, more: MoreRequirements | None) -> Completed:
+    asked: set[str] = set()
+    for _round in range(_ROUNDS):
+        start = _log_size(log)
+        done = recipe.runner.run(
+            [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist, paths.source],
+            log=log, env=env, timeout=timeout,
+        )
+        if done.returncode == 0 or done.timed_out or more is None:
+            return done
+        unmet = sorted(set(_UNMET.findall(_log_since(log, start) or done.output)) - asked)
+        if not unmet:
+            return done
+        asked |= set(unmet)
+        log.write(f"# wheelhouse: the build asked for {', '.join(unmet)}; resolving it for the "
+                  "target into the store and building again\n")
+        log.flush()
+        recipe.workspace.add_deps(more(unmet), paths)
+    return done
 
 
 def _build(
     recipe: Recipe, paths: Paths, env: Mapping[str, str], *, sdist: Path, target: Target,
     package: PackageSettings, work_dir: Path, log: IO[str], timeout: float,
+    more: MoreRequirements | None,
 ) -> BuiltWheel:
     where = f" {recipe.where}" if recipe.where else ""
-    done = recipe.runner.run(
-        [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist, paths.source],
-        log=log, env=env, timeout=timeout,
-    )
+    done = _run_build(recipe, paths, env, log=log, timeout=timeout, more=more)
     if done.timed_out:
         raise BuildFailed(f"the build did not finish within {timeout:.0f} s", timed_out=True)
     if done.returncode != 0:
@@ -117,8 +157,9 @@ def _build(
         repair_command(recipe.python, inner, paths.repaired, package.auditwheel_exclude),
         log=None, env=env, timeout=timeout,
     )
-    log.write(repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
-                               else ""))
+    log.write(f"$ {' '.join(repair_command(recipe.python, inner, paths.repaired, ()))}\n"
+              + repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
+                                 else ""))
     if repair.timed_out:
         raise BuildFailed("auditwheel repair did not finish within the time limit",
                           timed_out=True)
@@ -150,3 +191,25 @@ def removed_from_programs(output: str) -> list[tuple[str, str]]:
     extension module: harmless for an extension (the interpreter provides those symbols),
     fatal for a program, which then cannot start (uwsgi's binary, for one)."""
     return [(m[1], m[2]) for m in _REMOVED.finditer(output) if not m[2].endswith(".so")]
+
+
+def _log_size(log: IO[str]) -> int | None:
+    try:
+        log.flush()
+        return os.fstat(log.fileno()).st_size
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _log_since(log: IO[str], start: int | None) -> str:
+    """What the runner wrote to the log file since ``start`` (the child writes to the file
+    descriptor, so it is read back from the file, not from the Python object)."""
+    if start is None:
+        return ""
+    try:
+        log.flush()
+        with open(log.name, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+    except (OSError, AttributeError, TypeError):
+        return ""

@@ -78,7 +78,7 @@ def _build_locked(ex: Executor, inputs: _Inputs) -> Outcome:
     package = ex.settings.package(pin.project)
     log_file = ex.ledger.new_log(pin.project, pin.version, target.identifier)
     ex.progress.started(step, builder.describe(target))
-    with log_file.path.open("w", encoding="utf-8") as log:
+    with log_file.path.open("w", encoding="utf-8") as log:  # the recipe reads it back
         log.write(f"# wheelhouse {__version__}: {inputs.sdist.name} for {target} with "
                   f"{builder.identity(target)}\n")
         try:
@@ -87,6 +87,8 @@ def _build_locked(ex: Executor, inputs: _Inputs) -> Outcome:
             built = builder.build(
                 inputs.sdist, target=target, settings=package, work_dir=inputs.work,
                 log=log, timeout=ex.settings.build_timeout, build_deps=deps,
+                more_requirements=lambda reqs: ex.resolve_requirements(
+                    reqs, f"{inputs.sdist.name} backend", target, inputs.work, package),
             )
         except BuildFailed as e:
             log.write(f"\n# wheelhouse: the build failed: {e}\n")
@@ -111,8 +113,9 @@ def _check(ex: Executor, inputs: _Inputs, built: BuiltWheel, log_file: LogFile) 
         step.target, built.wheel, requirement=f"{step.pin.project}=={step.pin.version}",
         available=available, test=test, timeout=ex.settings.build_timeout)
     with log_file.path.open("a", encoding="utf-8") as out:
-        out.write(f"\n# wheelhouse: checking {built.wheel.name} in a clean environment of "
-                  f"{step.target} ({'the test command' if test else 'imports and programs'})"
+        # A "$ " line opens the section the cause of a failed check is read from.
+        out.write(f"\n$ check {built.wheel.name} in a clean environment of {step.target} "
+                  f"({'the test command' if test else 'imports and programs'})"
                   f"\n{result.output}\n")
     if result.ok:
         return None

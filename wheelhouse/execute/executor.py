@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -175,28 +175,31 @@ class Executor:
 
     def build_requirements(self, sdist: Path, target: Target, work: Path,
                            package: PackageSettings) -> Path:
-        """Wheels for the sdist's build requirements on ``target``, from our own store.
+        """Wheels for the sdist's ``[build-system] requires`` on ``target``, from our store."""
+        return self.resolve_requirements(build_requirements(sdist),
+                                         f"{sdist.name} build-system", target, work, package)
 
-        A sub-resolve for the target that may only keep or fetch: the wheels land in the
-        store like any pin, so a builder with no network installs them from a directory and
-        the store keeps what every build used.
-        """
-        reqs = requirement_set(build_requirements(sdist), f"{sdist.name} build-system",
-                               constraints=package.build_constraints)
+    def resolve_requirements(self, requires: Sequence[str], source: str, target: Target,
+                             work: Path, package: PackageSettings) -> Path:
+        """A fetch-only sub-resolve for the target, bounded by the package's build
+        constraints: the wheels land in the store like any pin (so a builder with no network
+        installs them from a directory, and the store keeps what every build used) and are
+        linked into ``work/build-deps``, which is returned."""
+        reqs = requirement_set(requires, source, constraints=package.build_constraints)
         plan, outcomes = drive(Resolver(reqs, target, self.views(), build=False), self.run,
                                jobs=self.settings.jobs)
         bad = [o.message for o in outcomes if o.status in (Status.FAILED, Status.MISSING)]
         if plan.problems or bad:
             why = "; ".join([*plan.problems, *bad])
-            raise BuildFailed(f"the build requirements of {sdist.name} cannot be met: {why}")
+            raise BuildFailed(f"the build requirements of {source.split()[0]} cannot be met: "
+                              f"{why}")
         deps = work / "build-deps"
         deps.mkdir(exist_ok=True)
         for outcome in outcomes:
             f = self.store.get(outcome.filename) if outcome.filename else None
-            if f is not None:
+            if f is not None and not (deps / f.filename).exists():
                 os.link(self.store.file_path(f), deps / f.filename)
         return deps
-
 
 def _local_sha256(cand: Candidate) -> str | None:
     """The sha256 of a candidate that is a file on this machine (find-links directories)."""
