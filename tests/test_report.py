@@ -120,6 +120,17 @@ def test_live_footer_lines_never_wrap() -> None:
     assert len(plain) <= 39 and plain.endswith("…")
 
 
+def test_many_builds_fit_in_a_short_footer() -> None:
+    live = LiveProgress(FakeTTY(), ledger_root=ROOT, color=False, width=lambda: 80)
+    steps = [step(f"p{i}", action=Action.BUILD) for i in range(9)]
+    live.queued(steps)
+    for s in steps:
+        live.started(s, "native")
+    footer = live.footer()
+    assert len(footer) == 8 and footer[-2] == "  … and 3 more building"
+    assert footer[-1].startswith("  0 of 9 steps done, 9 left")
+
+
 def test_plurals() -> None:
     assert plural(1, "pin") == "1 pin" and plural(2, "pin") == "2 pins"
     assert plural(0, "library", "libraries") == "0 libraries"

@@ -174,6 +174,18 @@ def test_the_page_needs_the_read_token_when_the_index_does(web_store: Path) -> N
         assert "__token__:TOKEN@" in page.get_data(as_text=True)
 
 
+def test_a_store_of_pure_wheels_lists_its_files(tmp_path: Path) -> None:
+    from tests.distributions import write_wheel
+    from wheelhouse.store import Origin
+
+    store = Store(tmp_path / "pure")
+    store.publish(write_wheel(tmp_path, "six", "1.16.0"), origin=Origin.UPSTREAM)
+    text = create_app(local_options(tmp_path / "pure")).test_client().get("/").get_data(
+        as_text=True)
+    assert 'href="/files/six/six-1.16.0-py3-none-any.whl"' in text
+    assert '<th scope="col">files</th>' in text
+
+
 def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
     Store(tmp_path / "empty")
     page = create_app(local_options(tmp_path / "empty")).test_client().get("/")

@@ -20,6 +20,8 @@ from wheelhouse.report.plain import detail_lines, event_line, plural
 #: ANSI SGR codes by meaning; nothing else in wheelhouse writes control codes.
 _SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 _CLEAR_BELOW = "\x1b[J"
+#: Builds listed in the footer; more are counted on one line.
+_MAX_RUNNING = 6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,10 +186,15 @@ class LiveProgress:
         now = self.clock()
         spin = self._spinner[self._frame % len(self._spinner)]
         lines = []
-        for run in sorted(self._running.values(), key=lambda r: r.since):
+        running = sorted(self._running.values(), key=lambda r: r.since)
+        for run in running[:_MAX_RUNNING]:
             text = (f"  {spin} building {run.step.label} for {run.step.target} "
                     f"· {duration(now - run.since)} · {run.how}")
             lines.append(self.paint(clip(text, width), "cyan"))
+        if len(running) > _MAX_RUNNING:
+            # A footer taller than the screen could not be erased by moving the cursor up.
+            more = f"  … and {len(running) - _MAX_RUNNING} more building"
+            lines.append(self.paint(clip(more, width), "cyan"))
         done, total = len(self._done), len(self._queued)
         left = total - done
         counts = (f"  {done} of {plural(total, 'step')} done, {left} left"
