@@ -1,16 +1,11 @@
-"""The ``wheelhouse`` command. The one place errors become a message, a hint and an exit code.
-
-Exit codes: 0 success; 1 unexpected error; 2 bad input (flags, config, requirements, target);
-3 a pin cannot be resolved to files; 4 the upstream index failed; 5 the store cannot be
-written; 6 one or more builds failed (everything else was still published); 7 the server
-cannot start; 8 the container engine or emulation is missing; 9 publishing failed or found
-conflicting files.
-"""
+"""The ``wheelhouse`` command. The one place errors become a message, a hint and an exit status
+(``EXIT_STATUSES``, shown by ``--help`` and in the README)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +15,26 @@ import click
 
 from wheelhouse import __version__
 from wheelhouse.config import Settings, load_settings
-from wheelhouse.errors import BuildError, ResolutionError, UsageError, WheelhouseError
+from wheelhouse.errors import UsageError, WheelhouseError
 from wheelhouse.options import resolve_token, server_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_STATUSES = """
+\b
+Exit status:
+  0  success (or nothing to do)
+  1  an unexpected error (a bug: please report it)
+  2  bad input: a flag, the config, a requirements line, a target, a --report path
+  3  a pin cannot be resolved to files for a target
+  4  the upstream index or a find-links source failed
+  5  the store cannot be read or written
+  6  builds failed; everything else was still published
+  7  the server cannot start
+  8  this machine cannot build: no container engine, image or emulation
+  9  publishing failed or found conflicting files
+130  interrupted
+"""
 
 BUILD_EXAMPLES = """
 \b
@@ -35,6 +46,7 @@ Examples:
   wheelhouse build requirements.txt --store /srv/wheelhouse --retry-failed
   WHEELHOUSE_UPLOAD_TOKEN=... wheelhouse build requirements.txt \\
       --publish https://wheels.example.com/legacy/
+  wheelhouse build requirements.txt --report wheelhouse.json --report junit.xml
 """
 
 SERVE_EXAMPLES = """
@@ -73,7 +85,8 @@ def _store_option(f: F) -> F:
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_STATUSES)
 @click.version_option(__version__, prog_name="wheelhouse")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A TOML file with wheelhouse settings (instead of ./pyproject.toml's "
@@ -90,7 +103,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj["config"] = config_file
 
 
-@cli.command(epilog=BUILD_EXAMPLES)
+@cli.command(epilog=BUILD_EXAMPLES + EXIT_STATUSES)
 @click.argument("requirements", nargs=-1, required=True,
                 type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-t", "--target", "targets", multiple=True, metavar="ID",
@@ -108,20 +121,31 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("--publish", "publish_url", metavar="URL",
               help="Then upload to this wheelhouse index (its /legacy/ URL) whatever it lacks "
               "of the files these requirements need [token: env WHEELHOUSE_UPLOAD_TOKEN].")
+@click.option("--report", "reports", multiple=True, metavar="PATH",
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the outcome of every pin on every target to PATH, as JSON "
+              "(*.json), Markdown (*.md) or JUnit XML (*.xml) (repeatable). With "
+              "GITHUB_STEP_SUMMARY set, the Markdown summary is appended there too.")
 @click.pass_context
 def build(
     ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
     store: Path | None, config_file: Path | None, index_url: str | None, jobs: int | None,
     dry_run: bool, retry_failed: bool | None, upgrade: bool, publish_url: str | None,
+    reports: tuple[Path, ...],
 ) -> None:
     """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
 
     Fitting wheels are fetched from the upstream index; the rest are built from sdists and
     repaired with auditwheel. Unchanged inputs with a complete store do nothing.
+
+    \b
+    On a terminal, progress is live and ends in a table per target; in a pipe or
+    with CI set, every event is one plain line.
     """
     from wheelhouse.options import build_options
     from wheelhouse.pipeline import Pipeline
-    from wheelhouse.report import PlainProgress, print_failures, print_summary
+    from wheelhouse.report import plural
+    from wheelhouse.report.output import BuildOutput, run_error
     from wheelhouse.requirements import parse_requirements
 
     if config_file is not None:
@@ -132,17 +156,18 @@ def build(
     reqs = parse_requirements(*requirements)
     with contextlib.ExitStack() as cleanup:
         store_obj, ledger = _open_store(settings.store, dry_run, cleanup)
-        progress = PlainProgress(click.echo, ledger_root=store_obj.root)
+        output = BuildOutput(echo=click.echo, stream=sys.stdout, environ=os.environ,
+                             root=store_obj.root, dry_run=dry_run, reports=reports)
+        progress = cleanup.enter_context(output.progress())
         pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, reqs=reqs,
                             progress=progress)
         cleanup.callback(pipeline.close)
         names = ", ".join(str(t) for t in options.targets)
-        click.echo(f"{'Planning' if dry_run else 'Building'} {len(reqs.requirements)} "
-                   f"requirements for {names} into {settings.store}")
+        click.echo(f"{'Planning' if dry_run else 'Building'} "
+                   f"{plural(len(reqs.requirements), 'requirement')} for {names} into "
+                   f"{settings.store}")
         result = pipeline.run()
-    print_summary(result, dry_run=dry_run, echo=click.echo)
-    if not dry_run:
-        print_failures(result, root=store_obj.root, echo=click.echo)
+    output.finish(result, lookup=store_obj.get)
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return
@@ -155,21 +180,9 @@ def build(
                                  report=click.echo)
         click.echo(f"published to {publish_url}: {len(report.uploaded)} uploaded, "
                    f"{len(report.present)} already there")
-    if not result.ok:
-        from wheelhouse.execute import Status
-
-        builds_failed = result.count(Status.FAILED)
-        if builds_failed:
-            raise BuildError(
-                f"{builds_failed} pin(s) could not be built or fetched; everything else was "
-                "published",
-                hint="read the logs named above; fix the cause and run again (add "
-                "--retry-failed to rebuild what failed with unchanged inputs)",
-            )
-        raise ResolutionError(
-            "some pins could not be resolved to files (see above)",
-            hint="check the versions exist for these targets, or allow building from sdists",
-        )
+    error = run_error(result)
+    if error is not None:
+        raise error
 
 
 def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tuple[Any, Any]:

@@ -2,7 +2,8 @@
 
 Failed builds (with their logs) so they are not retried until their inputs change, the locks
 that make concurrent runs take turns on one build, and caches of earlier plans and locks.
-None of it is published: the index never reads the ledger. Layout under the store root::
+None of it is published: the index never reads the ledger (the web page shows its failures
+and logs to people). Layout under the store root::
 
     ledger.sqlite3                failures and caches
     logs/<project>/<version>/...  build logs

@@ -172,7 +172,8 @@ class Pipeline:
                 return cached
         resolver = Resolver(self.reqs, target, self.executor.views(self._lock_pins()))
         run = self._dry_step if self.options.dry_run else self.executor.run
-        plan, outcomes = drive(resolver, run, jobs=self.options.settings.jobs)
+        plan, outcomes = drive(resolver, run, jobs=self.options.settings.jobs,
+                               queued=None if self.options.dry_run else self.progress.queued)
         result = TargetResult(target=target, outcomes=outcomes, plan=plan)
         if result.ok and not self.options.dry_run:
             self.ledger.cache_put(key, {"files": self._files(outcomes), "time": utc_now()})

@@ -41,8 +41,8 @@ def build_step(ex: Executor, step: Step) -> Outcome:
         return _build_with(ex, step, builder)
     except EngineError as e:
         # The machine's fault, not the sdist's: reported, never recorded as a failure.
-        msg = f"{e.message} (hint: {e.hint})" if e.hint else e.message
-        return Outcome(step=step, status=Status.FAILED, message=msg, environment=True)
+        return Outcome(step=step, status=Status.FAILED, message=e.message, hint=e.hint,
+                       environment=True)
 
 
 def _build_with(ex: Executor, step: Step, builder: Builder) -> Outcome:

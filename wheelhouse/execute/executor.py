@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,10 +107,14 @@ class Executor:
     def run(self, step: Step) -> Outcome:
         if self.cancelled:
             raise KeyboardInterrupt
+        began = time.monotonic()
         try:
             outcome = self._run(step)
         except (UpstreamError, InvalidDistribution) as e:
             outcome = Outcome(step=step, status=Status.FAILED, message=str(e))
+        if not outcome.seconds:
+            # A build times itself (the build proper); everything else, here, for reports.
+            outcome = replace(outcome, seconds=time.monotonic() - began)
         if outcome.filename and outcome.status in (Status.PRESENT, Status.FETCHED,
                                                    Status.BUILT):
             with self._seen_guard:

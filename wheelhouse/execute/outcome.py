@@ -3,7 +3,7 @@ to the resolver."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,18 +44,30 @@ class Outcome:
 class Progress(Protocol):
     """Who is told what happens, as it happens (the CLI prints it)."""
 
-    def started(self, step: Step, how: str) -> None: ...
+    def queued(self, steps: Sequence[Step]) -> None:
+        """The resolver handed these steps of a target's closure out to run. The closure is
+        walked level by level, so the total grows as dependencies become known."""
+        ...
+
+    def started(self, step: Step, how: str) -> None:
+        """A build began (``how``: the builder, e.g. "native"). Keeps and fetches are quick
+        and only finish."""
+        ...
 
     def finished(self, outcome: Outcome) -> None: ...
 
 
-def drive(resolver: Resolver, run: Callable[[Step], Outcome], *, jobs: int
+def drive(resolver: Resolver, run: Callable[[Step], Outcome], *, jobs: int,
+          queued: Callable[[Sequence[Step]], None] | None = None,
           ) -> tuple[TargetPlan, list[Outcome]]:
-    """Walk the resolver's closure, running each level's steps up to ``jobs`` at a time."""
+    """Walk the resolver's closure, running each level's steps up to ``jobs`` at a time;
+    ``queued`` hears of each level before it runs."""
     outcomes: list[Outcome] = []
     batch = resolver.first()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while batch:
+            if queued is not None:
+                queued(batch)
             done = list(pool.map(run, batch))
             outcomes += done
             batch = resolver.next({o.step.pin.project: o.dependencies for o in done})

@@ -36,6 +36,7 @@ from wheelhouse.server.hot import (
 from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState, upload_http_date
 from wheelhouse.server.upload import UploadOptions, handle_upload
+from wheelhouse.server.web import web_bp
 from wheelhouse.store import Store
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ def create_app(options: ServerOptions) -> Flask:
         uploads=UploadOptions(max_upload_bytes=options.max_upload_bytes), fallback=fallback,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(web_bp)
     if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
             app.wsgi_app, state, pages, access=access, fallback=fallback
