@@ -92,3 +92,35 @@ def test_server_kind_follows_workers(tmp_path: Path) -> None:
     assert server_options(settings, server="granian", environ={}).workers is None
     with pytest.raises(UsageError, match="--workers needs --server granian"):
         server_options(settings, server="builtin", workers=2, environ={})
+
+
+def test_paths_in_a_config_file_are_relative_to_it(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "ci").mkdir(parents=True)
+    (project / "ci" / "wheelhouse.toml").write_text(
+        "requirements = ['../requirements.txt', 'pylock.toml']\nstore = 'store'\n"
+        "find-links = ['wheels', 'https://example.com/links/']\n"
+        "publish = 'https://wheels.example.com/legacy/'\n")
+    s = load_settings(config_file=project / "ci" / "wheelhouse.toml", cwd=tmp_path,
+                      environ={})
+    assert s.requirements == (project / "ci" / "../requirements.txt",
+                              project / "ci" / "pylock.toml")
+    assert s.store == project / "ci" / "store"
+    assert s.find_links == (str(project / "ci" / "wheels"), "https://example.com/links/")
+    assert s.publish == "https://wheels.example.com/legacy/"
+    # from the environment, relative to the working directory, as any command-line path
+    s = load_settings(cwd=tmp_path, environ={"WHEELHOUSE_REQUIREMENTS": "a.txt b.txt",
+                                             "WHEELHOUSE_STORE": "st"})
+    assert s.requirements == (Path("a.txt"), Path("b.txt")) and s.store == Path("st")
+
+
+def test_wheelhouse_toml_is_found_before_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.wheelhouse]\njobs = 3\n")
+    assert load_settings(cwd=tmp_path, environ={}).jobs == 3
+    (tmp_path / "wheelhouse.toml").write_text("[tool.wheelhouse]\njobs = 4\n"
+                                              "targets = ['cp311-musllinux_x86_64']\n")
+    s = load_settings(cwd=tmp_path, environ={})
+    assert s.jobs == 4 and s.targets == ("cp311-musllinux_x86_64",)
+    (tmp_path / "wheelhouse.toml").write_text("jobs = 5\nrequirements = ['r.txt']\n")
+    s = load_settings(cwd=tmp_path, environ={})
+    assert s.jobs == 5 and s.requirements == (tmp_path / "r.txt",)

@@ -1,8 +1,9 @@
 """Settings and where they come from, and the server's options made from them.
 
 Each setting is resolved through one cascade, later sources winning: built-in defaults <
-``[tool.wheelhouse]`` in ``pyproject.toml`` (or a ``--config`` TOML file) < ``WHEELHOUSE_*``
-environment variables < command-line flags. Unknown keys are errors that name the closest
+``[tool.wheelhouse]`` in ``pyproject.toml`` (or ``wheelhouse.toml``, or a ``--config`` TOML
+file; relative paths in them are relative to that file) < ``WHEELHOUSE_*`` environment
+variables < command-line flags. Unknown keys are errors that name the closest
 valid key, in files and in the environment alike. Tokens are read in ``server_options`` and
 ``resolve_token`` only, never at import.
 """
@@ -88,6 +89,11 @@ class Settings:
     packages: Mapping[str, PackageSettings] = field(default_factory=dict)
     #: constraints on every build's requirements (per-package ones are added to these).
     build_constraints: tuple[str, ...] = ()
+    #: what a bare ``wheelhouse build`` (or ``check``, ``lock``) reads: requirements files and
+    #: lockfiles (pylock.toml, uv.lock).
+    requirements: tuple[Path, ...] = ()
+    #: the shared index's upload URL (its /legacy/) that ``build`` publishes to.
+    publish: str | None = None
 
     def package(self, name: str) -> PackageSettings:
         """The settings a build of ``name`` uses: its own table, plus the global build
@@ -106,7 +112,19 @@ def _str(key: str, v: Any) -> str:
 
 
 def _path(key: str, v: Any) -> Path:
-    return Path(os.path.expanduser(_str(key, v)))
+    """A path; a relative one is relative to the file that names it (the working directory
+    for environment variables)."""
+    path = Path(os.path.expanduser(_str(key, v)))
+    return path if path.is_absolute() else _BASE.get() / path
+
+
+def _paths(key: str, v: Any) -> tuple[Path, ...]:
+    return tuple(_path(key, p) for p in _strs(key, v))
+
+
+def _locations(key: str, v: Any) -> tuple[str, ...]:
+    """URLs as they are; local paths like ``_path``."""
+    return tuple(p if "://" in p else str(_path(key, p)) for p in _strs(key, v))
 
 
 def _strs(key: str, v: Any) -> tuple[str, ...]:
@@ -171,9 +189,7 @@ def _constraints(key: str, v: Any) -> tuple[str, ...]:
     """A list of requirement specifiers, or the path of a constraints file (one per line,
     ``#`` comments), relative to the file that names it."""
     if isinstance(v, str):
-        path = Path(os.path.expanduser(v))
-        if not path.is_absolute():
-            path = _BASE.get() / path
+        path = _path(key, v)
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
@@ -240,7 +256,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "targets": ("targets", _strs),
     "index-url": ("index_url", _str),
     "extra-index-urls": ("extra_index_urls", _strs),
-    "find-links": ("find_links", _strs),
+    "find-links": ("find_links", _locations),
     "jobs": ("jobs", _int),
     "build-timeout": ("build_timeout", _float),
     "retry-failed": ("retry_failed", _bool),
@@ -256,6 +272,8 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "consumer-images": ("consumer_images", _str_map),
     "packages": ("packages", _packages),
     "build-constraints": ("build_constraints", _constraints),
+    "requirements": ("requirements", _paths),
+    "publish": ("publish", _str),
 }
 
 #: keys that make sense only in files (tables), not as one environment variable.
@@ -303,11 +321,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {e}") from None
 
 
-def file_values(config_file: Path | None, cwd: Path) -> dict[str, Any]:
-    """Settings from ``--config FILE`` or else ``./pyproject.toml``'s ``[tool.wheelhouse]``.
+#: a project's own wheelhouse settings, found in the working directory before pyproject.toml.
+CONFIG_FILE_NAME = "wheelhouse.toml"
 
-    A ``--config`` file may hold a ``[tool.wheelhouse]`` table or the keys at its top level.
+
+def file_values(config_file: Path | None, cwd: Path) -> dict[str, Any]:
+    """Settings from ``--config FILE``, else ``./wheelhouse.toml``, else ``./pyproject.toml``'s
+    ``[tool.wheelhouse]``. Relative paths in them are relative to the file.
+
+    A ``--config`` file or ``wheelhouse.toml`` may hold a ``[tool.wheelhouse]`` table or the
+    keys at its top level.
     """
+    own = cwd / CONFIG_FILE_NAME
+    if config_file is None and own.is_file():
+        config_file = own
     if config_file is not None:
         data = _read_toml(config_file)
         table = data.get("tool", {}).get("wheelhouse")
