@@ -104,8 +104,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 
 
 @cli.command(epilog=BUILD_EXAMPLES + EXIT_STATUSES)
-@click.argument("requirements", nargs=-1, required=True,
-                type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("requirements", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-t", "--target", "targets", multiple=True, metavar="ID",
               help="A target such as cp311-manylinux_x86_64 (repeatable) [default: this "
               "machine's own platform].")
@@ -120,7 +119,8 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
               help="Re-resolve unpinned requirements instead of reusing the last lock.")
 @click.option("--publish", "publish_url", metavar="URL",
               help="Then upload to this wheelhouse index (its /legacy/ URL) whatever it lacks "
-              "of the files these requirements need [token: env WHEELHOUSE_UPLOAD_TOKEN].")
+              "of the files these requirements need [config: publish; token: env "
+              "WHEELHOUSE_UPLOAD_TOKEN].")
 @click.option("--report", "reports", multiple=True, metavar="PATH",
               type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the outcome of every pin on every target to PATH, as JSON "
@@ -135,36 +135,41 @@ def build(
 ) -> None:
     """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
 
-    Fitting wheels are fetched from the upstream index; the rest are built from sdists and
-    repaired with auditwheel. Unchanged inputs with a complete store do nothing.
+    REQUIREMENTS are requirements files and lockfiles (pylock.toml, pylock.NAME.toml,
+    uv.lock); without any, the config's `requirements` are read, so a bare `wheelhouse
+    build` in a project with [tool.wheelhouse] or wheelhouse.toml does the whole warm-up.
+    Fitting wheels are fetched from the upstream index (a lockfile's own files for what it
+    locks); the rest are built from sdists and repaired with auditwheel. Unchanged inputs
+    with a complete store do nothing.
 
     \b
     On a terminal, progress is live and ends in a table per target; in a pipe or
     with CI set, every event is one plain line.
     """
+    from wheelhouse.inputs import read_inputs
     from wheelhouse.options import build_options
     from wheelhouse.pipeline import Pipeline
     from wheelhouse.report import plural
     from wheelhouse.report.output import BuildOutput, run_error
-    from wheelhouse.requirements import parse_requirements
 
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = _settings(ctx, store=store, targets=targets, index_url=index_url, jobs=jobs,
                          retry_failed=retry_failed)
     options = build_options(settings, dry_run=dry_run, upgrade=upgrade)
-    reqs = parse_requirements(*requirements)
+    inputs = read_inputs(requirements or settings.requirements)
+    publish_url = publish_url or settings.publish
     with contextlib.ExitStack() as cleanup:
         store_obj, ledger = _open_store(settings.store, dry_run, cleanup)
         output = BuildOutput(echo=click.echo, stream=sys.stdout, environ=os.environ,
                              root=store_obj.root, dry_run=dry_run, reports=reports)
         progress = cleanup.enter_context(output.progress())
-        pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, reqs=reqs,
+        pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, inputs=inputs,
                             progress=progress)
         cleanup.callback(pipeline.close)
         names = ", ".join(str(t) for t in options.targets)
         click.echo(f"{'Planning' if dry_run else 'Building'} "
-                   f"{plural(len(reqs.requirements), 'requirement')} for {names} into "
+                   f"{plural(inputs.size, 'requirement')} for {names} into "
                    f"{settings.store}")
         result = pipeline.run()
     output.finish(result, lookup=store_obj.get)

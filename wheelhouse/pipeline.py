@@ -20,6 +20,7 @@ from packaging.utils import NormalizedName
 
 from wheelhouse import __version__
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
+from wheelhouse.inputs import BuildInput
 from wheelhouse.ledger import Ledger
 from wheelhouse.options import BuildOptions
 from wheelhouse.plan import Action, Pin, Resolver, Step, TargetPlan
@@ -95,20 +96,23 @@ class RunResult:
 
 class Pipeline:
     def __init__(self, *, options: BuildOptions, store: StoreWriter, ledger: Ledger,
-                 reqs: RequirementSet, progress: Progress,
+                 inputs: BuildInput, progress: Progress,
                  builders: Builders | None = None) -> None:
         self.options = options
         self.store = store
         self.ledger = ledger
-        self.reqs = reqs
-        self.sources = Sources.resolve(options, reqs)
+        self.inputs = inputs
+        #: the requirements files' part, the same on every target (pip-compile locks it).
+        self.reqs = inputs.requirements
+        self.sources = Sources.resolve(options, self.reqs)
+        self._per_target: dict[Target, RequirementSet] = {}
         self.progress = progress
         self._builders = builders
         self._executor: Executor | None = None
         self._executor_guard = threading.Lock()
         self._preferred: dict[NormalizedName, str] | None = None
         #: remarks about the whole run (not one target), for the summary.
-        self.notes: list[str] = []
+        self.notes: list[str] = list(inputs.notes)
         self._lock_guard = threading.Lock()
 
     @property
@@ -140,6 +144,9 @@ class Pipeline:
 
     def run(self) -> RunResult:
         targets = self.options.targets
+        if self.inputs.lockfiles:
+            # Selected before any work, so a lock that cannot serve a target says so first.
+            self._per_target = {t: self.inputs.for_target(t) for t in targets}
         jobs = max(1, min(self.options.settings.jobs, len(targets)))
         # Targets run side by side (each in its own container, where they need one).
         pool = ThreadPoolExecutor(max_workers=jobs)
@@ -170,7 +177,9 @@ class Pipeline:
             cached = self._from_cache(target, key)
             if cached is not None:
                 return cached
-        resolver = Resolver(self.reqs, target, self.executor.views(self._lock_pins()))
+        reqs = self._per_target.get(target, self.reqs)
+        views = self.executor.views(self._lock_pins(), locked=self.inputs.locked_files())
+        resolver = Resolver(reqs, target, views)
         run = self._dry_step if self.options.dry_run else self.executor.run
         plan, outcomes = drive(resolver, run, jobs=self.options.settings.jobs,
                                queued=None if self.options.dry_run else self.progress.queued)
@@ -185,7 +194,7 @@ class Pipeline:
     def _plan_key(self, target: Target) -> str:
         h = hashlib.sha256()
         for part in (
-            __version__, self.reqs.digest(), target.identifier,
+            __version__, self.inputs.digest(), target.identifier,
             json.dumps(self.sources.index_urls), json.dumps(self.sources.find_links),
             repr(sorted((k, repr(v)) for k, v in self.options.settings.packages.items())),
         ):

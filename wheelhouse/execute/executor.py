@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,10 +71,15 @@ class Executor:
             return self._upstream
 
     # -- what the resolver may read ----------------------------------------------------------
-    def views(self, preferred: dict[NormalizedName, str] | None = None) -> Views:
+    def views(self, preferred: dict[NormalizedName, str] | None = None, *,
+              locked: Mapping[NormalizedName, Sequence[Candidate]] | None = None) -> Views:
+        """``locked``: a lockfile's files, the only candidates of the projects it names (no
+        index is asked for them). Build requirements are resolved without it, from the index,
+        as an installer's build isolation would."""
+        pinned = locked or {}
         return Views(
             stored=lambda name, version, target: best_stored(self.store, name, version, target),
-            candidates=lambda name: self.upstream.candidates(name),
+            candidates=lambda name: pinned.get(name) or self.upstream.candidates(name),
             failed_before=self.failed_before,
             build_from_source=lambda name: self.settings.package(name).build_from_source,
             preferred=preferred or {},
