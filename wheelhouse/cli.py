@@ -396,3 +396,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 __all__ = ["UsageError", "cli", "main"]
+
+
+def _register() -> None:
+    # Defined in their own module, which uses the option helpers above.
+    from wheelhouse.cli_lock import check, lock
+
+    cli.add_command(check)
+    cli.add_command(lock)
+
+
+_register()
