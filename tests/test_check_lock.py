@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.pylock import Pylock, PackageWheel
+from packaging.pylock import PackageWheel, Pylock
 from packaging.tags import sys_tags
 
 from tests.conftest import clean_env, make_venv, start_server, stop_server, wheelhouse
@@ -110,7 +110,7 @@ def test_lock_writes_per_target_files_that_install_from_our_index(project: Path)
             reqs.name, pylock.name, f"requirements.{MUSL}.txt", f"pylock.{MUSL}.toml"}
         assert "--hash=sha256:" in reqs.read_text()
         lock = Pylock.from_dict(tomllib.loads(pylock.read_text()))
-        wheels = {p.name: w for p, w in lock.select(tags=list(sys_tags()))}
+        wheels = {str(p.name): w for p, w in lock.select(tags=list(sys_tags()))}
         assert set(wheels) == {"whapp", "whlib", "whplat"}
         plat = wheels["whplat"]
         assert isinstance(plat, PackageWheel) and plat.filename.endswith(f"{HOST_TAG}.whl")
