@@ -25,8 +25,8 @@ EXIT_STATUSES = """
 Exit status:
   0  success (or nothing to do)
   1  an unexpected error (a bug: please report it)
-  2  bad input: a flag, the config, a requirements line, a target, a --report path
-  3  a pin cannot be resolved to files for a target
+  2  bad input: a flag, the config, a requirements line, a lockfile, a target, a --report path
+  3  a pin cannot be resolved to files for a target (check, lock: the store lacks it)
   4  the upstream index or a find-links source failed
   5  the store cannot be read or written
   6  builds failed; everything else was still published
@@ -72,8 +72,8 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 def _config_option(f: F) -> F:
     return click.option(
         "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-        help="A TOML file with wheelhouse settings (instead of ./pyproject.toml's "
-        "[tool.wheelhouse]).",
+        help="A TOML file with wheelhouse settings (instead of ./wheelhouse.toml or "
+        "./pyproject.toml's [tool.wheelhouse]).",
     )(f)
 
 
@@ -89,15 +89,16 @@ def _store_option(f: F) -> F:
              epilog=EXIT_STATUSES)
 @click.version_option(__version__, prog_name="wheelhouse")
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A TOML file with wheelhouse settings (instead of ./pyproject.toml's "
-              "[tool.wheelhouse]).")
+              help="A TOML file with wheelhouse settings (instead of ./wheelhouse.toml or "
+              "./pyproject.toml's [tool.wheelhouse]).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None) -> None:
     """Build wheels once per (package version, platform), store them, and serve them.
 
     \b
-    Settings come from, later winning: built-in defaults, [tool.wheelhouse] in
-    ./pyproject.toml (or --config FILE), WHEELHOUSE_* environment variables, flags.
+    Settings come from, later winning: built-in defaults, ./wheelhouse.toml or
+    [tool.wheelhouse] in ./pyproject.toml (or --config FILE), WHEELHOUSE_* environment
+    variables, flags.
     """
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_file
