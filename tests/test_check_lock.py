@@ -152,3 +152,12 @@ def test_lock_writes_nothing_when_the_store_lacks_a_pin(project: Path) -> None:
     assert done.returncode == 3
     assert f"{HOST}: missing  whextra==3.0 (more.txt:1)" in done.stdout
     assert not (project / "locks").exists()
+
+
+def test_the_lock_urls_come_from_any_of_the_servers_urls() -> None:
+    from wheelhouse.lockfiles.write import base_url
+
+    for url in ("https://w.example/", "https://w.example", "https://w.example/simple/",
+                "https://w.example/legacy/", "https://w.example/legacy"):
+        assert base_url(url) == "https://w.example/"
+    assert base_url("https://w.example/pypi/simple") == "https://w.example/pypi/"
