@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # builders/lib/common.sh -- helpers shared by builders/bootstrap (sourced, not executed).
 #
 # Conventions: everything human-readable goes to stderr (stdout of bootstrap is reserved
@@ -60,14 +61,22 @@ note_reused() {
 
 # Parallel lanes: start_lane NAME FUNC... runs FUNC in a background subshell;
 # wait_lane NAME waits for it and fails if it failed. A lane's own errors are already
-# reported by run_step; this only propagates the status.
+# reported by run_step; this only propagates the status. The status goes through a file:
+# with pid_max at 32768 and many processes, a long lane's pid can be reused by one of our
+# later children, and bash then forgets the lane's saved exit status ("not a child").
 declare -A LANE_PIDS=()
-start_lane() { local name=$1; shift; ( "$@" ) & LANE_PIDS[$name]=$!; }
+start_lane() {
+    local name=$1; shift
+    rm -f "$LOG_DIR/lane-$name.rc"
+    ( set +e; ( "$@" ); echo $? >"$LOG_DIR/lane-$name.rc" ) &
+    LANE_PIDS[$name]=$!
+}
 wait_lane() {
-    local name=$1 rc=0
-    wait "${LANE_PIDS[$name]}" || rc=$?
+    local name=$1 rc
+    wait "${LANE_PIDS[$name]}" 2>/dev/null || true
     unset "LANE_PIDS[$name]"
-    [ $rc = 0 ] || die "lane $name failed"
+    rc=$(cat "$LOG_DIR/lane-$name.rc" 2>/dev/null || echo "no status")
+    [ "$rc" = 0 ] || die "lane $name failed ($rc)"
 }
 
 # Map our arch names to Debian's.
