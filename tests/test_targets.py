@@ -67,3 +67,19 @@ def test_host_target_and_known_targets() -> None:
     ids = {t.identifier for t in known_targets()}
     assert {"cp311-manylinux_x86_64", "cp311-manylinux_aarch64", "cp311-musllinux_x86_64",
             "cp311-musllinux_aarch64"} <= ids
+
+
+def test_a_builder_image_sets_the_default_policy_of_its_platform() -> None:
+    """The stand-in manylinux builder is glibc 2.31 (its image says so): a target naming no
+    policy accepts what that image makes; one naming a policy keeps it."""
+    defaults = {"manylinux_x86_64": (2, 31)}
+    t = parse_target("cp311-manylinux_x86_64", defaults=defaults)
+    assert t.policy == (2, 31) and t.policy_tag == "manylinux_2_31_x86_64"
+    assert t.identifier == "cp311-manylinux_x86_64", "still the name the user gave"
+    assert t.tag_rank(frozenset({Tag("cp311", "cp311", "manylinux_2_31_x86_64")})) is not None
+    named = parse_target("cp311-manylinux_2_28_x86_64", defaults=defaults)
+    assert named.policy == (2, 28) and named.identifier == "cp311-manylinux_2_28_x86_64"
+    other = parse_target("cp311-manylinux_aarch64", defaults=defaults)
+    assert other.policy == (2, 28), "only the platform the image is for"
+    nonsense = parse_target("cp311-manylinux_x86_64", defaults={"manylinux_x86_64": (1, 2)})
+    assert nonsense.policy == (2, 28), "a label that names no policy of the family is ignored"

@@ -38,7 +38,14 @@ def build_options(settings: Settings, *, dry_run: bool = False, upgrade: bool = 
     """The settings' targets parsed (the host's own target when none is named)."""
     from wheelhouse.targets import host_target, parse_target
 
-    targets = tuple(parse_target(t) for t in settings.targets) or (host_target(),)
+    # A configured builder image says which policy it makes; a target naming none gets it.
+    defaults = {}
+    if settings.images:
+        from wheelhouse.build.engine import image_policies
+
+        defaults = image_policies(settings.engine, settings.images)
+    targets = tuple(parse_target(t, defaults=defaults) for t in settings.targets) or (
+        host_target(),)
     return BuildOptions(settings=settings, targets=targets, dry_run=dry_run, upgrade=upgrade)
 
 

@@ -12,7 +12,7 @@ import functools
 import platform
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import NewType
 
@@ -34,6 +34,9 @@ class Target:
     arch: str
     #: the newest libc policy a consumer of this target has (e.g. glibc 2.28).
     policy: Policy
+    #: the policy the short identifier (no policy named) stands for in this run: the
+    #: platform's configured builder image's, else the data's default.
+    default_policy: Policy | None = None
 
     @property
     def platform(self) -> str:
@@ -51,7 +54,8 @@ class Target:
 
     @property
     def identifier(self) -> str:
-        if self.policy == self._family.default_policy_for(self.arch):
+        default = self.default_policy or self._family.default_policy_for(self.arch)
+        if self.policy == default:
             return f"{self.python_tag}-{self.platform}"
         return f"{self.python_tag}-{self.policy_tag}"
 
@@ -188,8 +192,12 @@ def _example(data: Platforms, *, policy: bool = False) -> str:
     return f"cp{python[0]}{python[1]}-{platform}"
 
 
-def parse_target(identifier: str) -> Target:
-    """Parse ``cp311-manylinux_x86_64`` (or with an explicit policy) into a Target."""
+def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = None) -> Target:
+    """Parse ``cp311-manylinux_x86_64`` (or with an explicit policy) into a Target.
+
+    ``defaults`` maps platforms (``manylinux_x86_64``) to the policy their builder image makes
+    (see ``wheelhouse.build.engine.image_policies``); a target that names no policy gets it.
+    """
     data = pf.platforms()
     m = _identifier_re(data).match(identifier.strip())
     if not m:
@@ -216,7 +224,11 @@ def parse_target(identifier: str) -> Target:
             f"unsupported Python {python[0]}.{python[1]} in target {identifier!r}",
             hint="supported: " + ", ".join(f"cp{a}{b}" for a, b in data.pythons),
         )
-    policy = support.default_policy
+    platform = f"{family.name}_{arch}"
+    default = (defaults or {}).get(platform, support.default_policy)
+    if default[0] != support.oldest_policy[0] or default < support.oldest_policy:
+        default = support.default_policy  # an image's label that makes no sense here
+    policy = default
     if m["lmaj"] is not None:
         policy = (int(m["lmaj"]), int(m["lmin"]))
         oldest = support.oldest_policy
@@ -227,7 +239,8 @@ def parse_target(identifier: str) -> Target:
                 hint=f"the oldest {family.name} policy for {arch} is "
                 f"{family.name}_{oldest[0]}_{oldest[1]}",
             )
-    return Target(python=python, family=Family(family.name), arch=arch, policy=policy)
+    return Target(python=python, family=Family(family.name), arch=arch, policy=policy,
+                  default_policy=default)
 
 
 def known_targets() -> list[Target]:

@@ -7,6 +7,7 @@ Every failure of the engine is an ``EngineError`` that names the fix.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import uuid
@@ -241,3 +242,36 @@ def image_label(engine: str, image: str, label: str) -> str | None:
                           capture_output=True, text=True, check=False)
     value = done.stdout.strip()
     return value if done.returncode == 0 and value and value != "<no value>" else None
+
+
+#: Where an image says which policy it builds for: wheelhouse's label, then the environment
+#: variable the pypa images set (AUDITWHEEL_POLICY=manylinux_2_28).
+_POLICY_FORMAT = ('{{index .Config.Labels "org.wheelhouse.policy"}} '
+                  '{{range .Config.Env}}{{println .}}{{end}}')
+
+
+def image_policies(engine: str, images: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """platform → the policy its image makes (``manylinux_x86_64`` → (2, 31)), for the images
+    that say so and are present; others are left out (the platform's default applies). Never
+    raises: without an engine, planning still works with the defaults."""
+    out: dict[str, tuple[int, int]] = {}
+    for platform, image in images.items():
+        try:
+            done = subprocess.run([engine, "image", "inspect", "--format", _POLICY_FORMAT,
+                                   image], capture_output=True, text=True, timeout=30,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        if done.returncode != 0:
+            continue
+        label, _, env = done.stdout.partition(" ")
+        values = [label.strip()] + [line.removeprefix("AUDITWHEEL_POLICY=")
+                                    for line in env.splitlines()
+                                    if line.startswith("AUDITWHEEL_POLICY=")]
+        family = platform.split("_", 1)[0]  # family names have no underscore; archs may
+        for value in values:
+            match = re.fullmatch(rf"{re.escape(family)}_(\d+)_(\d+)", value)
+            if match:
+                out[platform] = (int(match[1]), int(match[2]))
+                break
+    return out
