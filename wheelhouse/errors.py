@@ -3,6 +3,11 @@ a hint and an exit status (see ``cli.main``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wheelhouse.store.model import StoredFile
+
 
 class WheelhouseError(Exception):
     """Base class: a message saying what went wrong and where, plus a hint saying what to do."""
@@ -55,7 +60,13 @@ class StoreError(WheelhouseError):
 
 
 class PublishConflict(StoreError):
-    """Different bytes were offered under a filename that is already published."""
+    """Different bytes were offered for a file that is already published: under its filename,
+    or under another spelling or build tag of the same release (``existing`` is that file)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 existing: StoredFile | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.existing = existing
 
 
 class InvalidDistribution(WheelhouseError):
