@@ -23,6 +23,7 @@ from werkzeug.wsgi import wrap_file
 from wheelhouse.errors import UsageError
 from wheelhouse.options import ServerOptions
 from wheelhouse.server.auth import Access, check_token
+from wheelhouse.server.bodies import UploadSlots
 from wheelhouse.server.fallthrough import UpstreamPages
 from wheelhouse.server.hot import (
     IMMUTABLE,
@@ -206,7 +207,14 @@ def create_app(options: ServerOptions) -> Flask:
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,
-        uploads=UploadOptions(max_upload_bytes=options.max_upload_bytes), fallback=fallback,
+        uploads=UploadOptions(
+            max_upload_bytes=options.max_upload_bytes,
+            allow_local_versions=options.allow_local_versions,
+            allow_build_tags=options.allow_build_tags,
+            stall_timeout=options.upload_stall_timeout,
+            slots=UploadSlots(options.upload_slots),
+        ),
+        fallback=fallback,
     )
     app.register_blueprint(bp)
     app.register_blueprint(web_bp)
