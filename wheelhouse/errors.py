@@ -53,6 +53,14 @@ class UpstreamError(WheelhouseError):
     exit_code = 4
 
 
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer within the time a client may wait (a server answers 504)."""
+
+
+class UpstreamBusy(UpstreamError):
+    """Too many requests already wait for the upstream (a server answers 503)."""
+
+
 class StoreError(WheelhouseError):
     """The store cannot be opened or written."""
 

@@ -193,7 +193,11 @@ def create_app(options: ServerOptions) -> Flask:
     )
     if options.max_upload_bytes < 1:
         raise UsageError(f"max_upload_bytes must be positive, not {options.max_upload_bytes}")
-    fallback = (UpstreamPages(options.upstream_url, ttl=options.upstream_ttl)
+    if options.upload_slots < 1 or options.upload_stall_timeout <= 0:
+        raise UsageError("upload_slots and upload_stall_timeout must be positive")
+    fallback = (UpstreamPages(options.upstream_url, ttl=options.upstream_ttl,
+                              timeout=options.upstream_timeout,
+                              max_waiters=options.upstream_waiter_budget())
                 if options.upstream_url else None)
     store = Store(Path(options.store), readonly=not access.uploads_enabled)
     state = IndexState(store, refresh_interval=options.refresh_interval)
