@@ -164,6 +164,11 @@ def upload() -> Response:
 @bp.get("/health")
 def health() -> Response:
     ctx = _ctx()
+    if not ctx.access.may_read(request.environ):
+        # Anyone may ask whether the index is up; what it holds is for its readers.
+        resp = jsonify({"status": "ok"})
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     snapshot = ctx.state.current()
     resp = jsonify(
         {
@@ -200,6 +205,9 @@ def create_app(options: ServerOptions) -> Flask:
                               max_waiters=options.upstream_waiter_budget())
                 if options.upstream_url else None)
     store = Store(Path(options.store), readonly=not access.uploads_enabled)
+    if access.read_protected and not store.readonly:
+        # An export of this store must then ask for the token too (wheelhouse.export).
+        store.mark_read_protected()
     state = IndexState(store, refresh_interval=options.refresh_interval)
     # Behind a read token, pages are for their reader only. "must-revalidate" alone would let
     # a shared cache keep an answer to an authenticated request (RFC 9111 §3.5); "private"
