@@ -159,3 +159,31 @@ def test_a_block_slower_than_the_pace_stalls_the_upload() -> None:
     with pytest.raises(Stalled):
         reader.read(5)
     assert PacedReader(io.BytesIO(b"abc"), stall_timeout=0.1).read(5) == b"abc"
+
+
+def test_publish_waits_out_busy_slots(root: Path, tmp_path: Path) -> None:
+    """A runner's `--publish` meets 503 while other runners' uploads hold the slots: it comes
+    back after Retry-After instead of failing."""
+    import threading
+
+    from wheelhouse.publish import publish_missing
+    from wheelhouse.server.serving import IndexServer, bind_socket
+    from wheelhouse.store import Origin
+
+    app = app_for(root, upload_slots=1)
+    server = IndexServer(app, bind_socket("127.0.0.1", 0), threads=4, access_log=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    builder = Store(tmp_path / "builder")
+    wheel = write(tmp_path / "b", "wh_busy-1.0-py3-none-any.whl", wheel_bytes("wh-busy", "1.0"))
+    builder.publish(wheel, origin=Origin.BUILT)
+    slots: UploadSlots = app.extensions["wheelhouse"].uploads.slots
+    assert slots.take()
+    threading.Timer(1.0, slots.give).start()  # another runner's upload ends in a second
+    try:
+        report = publish_missing(builder, [wheel.name], server.upload_url, TOKEN,
+                                 report=lambda line: None)
+        assert report.uploaded == (wheel.name,)
+    finally:
+        server.shutdown()
+        thread.join(10)
