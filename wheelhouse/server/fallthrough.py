@@ -47,7 +47,7 @@ from packaging.utils import NormalizedName
 from wheelhouse import index
 from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout, UsageError
 from wheelhouse.server.state import Resource, http_date
-from wheelhouse.simple.client import Candidate, SimpleClient, display
+from wheelhouse.simple.client import Candidate, FetchTimeout, SimpleClient, display
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class UpstreamPages:
         if flight.error is not None:
             # A fresh exception per waiter: one object raised in many threads would collect
             # all their tracebacks.
-            raise UpstreamError(flight.error.message, hint=flight.error.hint)
+            raise type(flight.error)(flight.error.message, hint=flight.error.hint)
         return flight.resource
 
     @staticmethod
@@ -280,6 +280,9 @@ class UpstreamPages:
         """The project's files upstream, or None if upstream does not know the name."""
         try:
             found = self.client.project_page(self.url, project)
+        except FetchTimeout as e:
+            raise UpstreamTimeout(f"the upstream index did not answer for {project} in time: "
+                                  f"{e.message}") from None
         except UpstreamError as e:
             raise UpstreamError(f"the upstream index failed for {project}: {e.message}") from None
         return None if found is None else _usable(project, found)

@@ -35,7 +35,7 @@ from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
 from wheelhouse.store import Kind
 
 __all__ = [
-    "ACCEPT", "Candidate", "FetchError", "MetadataUnavailable", "SimpleClient",
+    "ACCEPT", "Candidate", "FetchError", "FetchTimeout", "MetadataUnavailable", "SimpleClient",
     "candidate_from", "display", "local_path", "origin", "parse_html_links", "parse_json_page",
 ]
 
@@ -60,6 +60,13 @@ class FetchError(UpstreamError):
         super().__init__(message, hint=hint)
         self.status = status
         self.detail = detail
+
+
+class FetchTimeout(FetchError):
+    """The index did not answer within the client's deadline."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=None)
 
 
 class MetadataUnavailable(UpstreamError):
@@ -177,8 +184,7 @@ class SimpleClient:
         for _ in range(_MAX_REDIRECTS + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FetchError(f"{display(url)} did not answer within {self.deadline:g} s",
-                                 status=None)
+                raise FetchTimeout(f"{display(url)} did not answer within {self.deadline:g} s")
             try:
                 # Until the headers are in; the body is read against the deadline in _body.
                 with deadline_of(deadline):
@@ -189,8 +195,8 @@ class SimpleClient:
                     )
             except requests.RequestException as e:
                 if time.monotonic() >= deadline:
-                    raise FetchError(f"{display(current)} did not answer within "
-                                     f"{self.deadline:g} s", status=None) from None
+                    raise FetchTimeout(f"{display(current)} did not answer within "
+                                       f"{self.deadline:g} s") from None
                 raise FetchError(f"cannot reach {display(current)}: {_why(e)}",
                                  status=None) from None
             target = self.session.get_redirect_target(resp)
@@ -229,8 +235,7 @@ class SimpleClient:
                     raise FetchError(f"{display(url)} is larger than {limit} bytes",
                                      status=resp.status_code)
                 if time.monotonic() > deadline:
-                    raise FetchError(f"{display(url)} took longer than {self.deadline:g} s",
-                                     status=None)
+                    raise FetchTimeout(f"{display(url)} took longer than {self.deadline:g} s")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             raise FetchError(f"reading {display(url)} failed: {_why(e)}", status=None) from None
         finally:
