@@ -87,7 +87,9 @@ def test_server_options_resolve_tokens_once(tmp_path: Path) -> None:
 
 def test_server_kind_follows_workers(tmp_path: Path) -> None:
     settings = Settings(store=tmp_path)
-    assert server_options(settings, environ={}).server == "builtin"
+    # granian is the default (issue 9); the werkzeug server only when asked for
+    assert server_options(settings, environ={}).server == "granian"
+    assert server_options(settings, server="builtin", environ={}).server == "builtin"
     assert server_options(settings, workers=3, environ={}).server == "granian"
     assert server_options(settings, server="granian", environ={}).workers is None
     with pytest.raises(UsageError, match="--workers needs --server granian"):

@@ -553,3 +553,19 @@ def test_downloads_are_checked(scripted: Scripted, client: SimpleClient,
     with pytest.raises(FetchError) as info:
         client.download(scripted.base + "/f/missing.whl", tmp_path / "c")
     assert info.value.status == 404
+
+
+def test_a_status_line_trickled_forever_ends_at_the_deadline() -> None:
+    """A socket timeout bounds each read; the deadline bounds the request (issue 9)."""
+    from tests.hostile_upstream import HostileUpstream
+
+    upstream = HostileUpstream()
+    client = SimpleClient("tests", deadline=2.0, retries=0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="did not answer within 2 s"):
+            client.project_page(upstream.url, "trickle-x")
+        assert time.monotonic() - started < 5
+    finally:
+        client.close()
+        upstream.close()

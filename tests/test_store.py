@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import time
 import zipfile
 from pathlib import Path
 
@@ -125,3 +126,140 @@ def test_concurrent_publishers_agree(tmp_path: Path) -> None:
     assert len(store.files()) == 20 and store.generation() == 20
     for f in store.files():
         assert hashlib.sha256(store.file_path(f).read_bytes()).hexdigest() == f.sha256
+
+
+# == issue 9: identity, crash debris, the change marker =========================================
+
+
+def _wheel(directory: Path, filename: str, name: str, version: str, extra: str = "") -> Path:
+    """A wheel of ``name`` ``version`` saved under ``filename`` (any spelling of it)."""
+    from tests.distributions import wheel_bytes
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    path.write_bytes(wheel_bytes(name, version, module_source=f"# {extra}\n"))
+    return path
+
+
+@pytest.mark.parametrize(("filename", "version"), [
+    ("Demo-1.0-py3-none-any.whl", "1.0"),
+    ("demo-1.0.0-py3-none-any.whl", "1.0.0"),
+    ("demo-v1.0-py3-none-any.whl", "v1.0"),
+    ("demo-1.0-1-py3-none-any.whl", "1.0"),
+])
+def test_one_file_per_release_whatever_its_spelling(tmp_path: Path, filename: str,
+                                                    version: str) -> None:
+    store = Store(tmp_path / "store")
+    first = store.publish(_wheel(tmp_path / "a", "demo-1.0-py3-none-any.whl", "demo", "1.0"),
+                          origin=Origin.BUILT).file
+    with pytest.raises(PublishConflict) as e:
+        # every origin obeys it, not only uploads
+        store.publish(_wheel(tmp_path / "b", filename, "demo", version, "other"),
+                      origin=Origin.UPSTREAM)
+    assert e.value.existing == first and first.filename in e.value.message
+    assert [f.filename for f in store.files()] == [first.filename]
+    # the same bytes under another spelling are the file already published
+    same = tmp_path / "c" / filename
+    same.parent.mkdir()
+    same.write_bytes(store.file_path(first).read_bytes())
+    again = store.publish(same, origin=Origin.UPSTREAM)
+    assert again.status is PublishStatus.IDENTICAL and again.file == first
+
+
+def test_other_tags_versions_and_local_labels_are_other_releases(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    for i, (filename, version) in enumerate([
+        ("demo-1.0-py3-none-any.whl", "1.0"), ("demo-1.0-py2.py3-none-any.whl", "1.0"),
+        ("demo-1.0.1-py3-none-any.whl", "1.0.1"), ("demo-1.0+local-py3-none-any.whl",
+                                                   "1.0+local"),
+    ]):
+        store.publish(_wheel(tmp_path / str(i), filename, "demo", version, str(i)),
+                      origin=Origin.BUILT)
+    assert len(store.files()) == 4
+
+
+def _staging_writer(root: str, done: str) -> None:
+    """Stage a file and a scratch directory, say so, then wait to be killed."""
+    store = Store(Path(root))
+    store.staging_file(suffix=".part").write_bytes(b"x" * 1000)
+    (store.tmp_dir() / "build-work").mkdir()
+    Path(done).write_text("ready")
+    time.sleep(120)
+
+
+def test_a_dead_writers_staging_is_removed_a_live_ones_kept(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    Store(root)
+    ctx = multiprocessing.get_context("spawn")
+    done = tmp_path / "done"
+    proc = ctx.Process(target=_staging_writer, args=(str(root), str(done)))
+    proc.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not done.exists():
+            assert time.monotonic() < deadline and proc.is_alive()
+            time.sleep(0.05)
+        staged = sorted(p.name for p in (root / "tmp").iterdir())
+        assert len(staged) == 2
+        Store(root)  # a new writer: the other one is alive, its work stays
+        assert sorted(p.name for p in (root / "tmp").iterdir()) == staged
+    finally:
+        proc.kill()
+        proc.join(30)
+    Store(root)  # its owner died: the next writer removes it all
+    assert list((root / "tmp").iterdir()) == []
+    # only the last writer's own lock may remain; dead writers' locks go
+    assert len(list((root / "locks").glob("writer-*.lock"))) <= 1
+
+
+def _publish_then_die(root: str, wheel: str) -> None:
+    """Publish, but die between renaming the file into place and committing its row."""
+    import os
+
+    from wheelhouse.store import catalogue
+
+    def die(*_args: object) -> None:
+        os._exit(9)
+
+    catalogue.insert = die  # type: ignore[assignment]
+    Store(Path(root)).publish(Path(wheel), origin=Origin.UPSTREAM)
+
+
+def test_a_publisher_killed_before_its_commit_leaves_no_file(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    Store(root)
+    wheel = make_wheel(tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_publish_then_die, args=(str(root), str(wheel)))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 9
+    debris = root / "files" / "demo" / wheel.name
+    assert debris.exists(), "the test must catch the publisher between rename and commit"
+    store = Store(root)
+    assert not debris.exists() and not debris.with_name(debris.name + ".metadata").exists()
+    assert store.files() == [] and list((root / "tmp").iterdir()) == []
+    assert store.publish(wheel, origin=Origin.UPSTREAM).status is PublishStatus.PUBLISHED
+
+
+def test_the_change_marker_follows_every_commit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    reader = Store(tmp_path / "store", readonly=True)
+    first = reader.change_token()
+    assert first == 0
+    f = store.publish(make_wheel(tmp_path), origin=Origin.BUILT).file
+    assert reader.change_token() == 1 == reader.generation()
+    store.set_yanked(f.filename, "bad")
+    assert reader.change_token() == 2
+
+
+def test_a_half_created_store_is_completed_or_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "store"
+    root.mkdir()
+    sqlite3.connect(root / "catalogue.sqlite3").close()  # killed before the schema
+    with pytest.raises(StoreError, match="half-created"):
+        Store(root, readonly=True)
+    assert Store(root).files() == []  # a writer completes it
+    assert Store(root, readonly=True).generation() == 0

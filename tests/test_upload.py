@@ -617,6 +617,9 @@ def test_private_pages_are_not_for_shared_caches(private_client: FlaskClient) ->
 def test_health_stays_open(private_client: FlaskClient) -> None:
     resp = private_client.get("/health")
     assert resp.status_code == 200
+    # Without a token it says only that the index is up (issue 9); readers see the rest.
+    assert resp.get_json() == {"status": "ok"}
+    resp = private_client.get("/health", headers=basic(READ_TOKEN))
     assert resp.get_json()["uploads"] is True
 
 

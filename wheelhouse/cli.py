@@ -9,14 +9,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from wheelhouse import __version__
 from wheelhouse.config import Settings, load_settings
 from wheelhouse.errors import UsageError, WheelhouseError
-from wheelhouse.options import resolve_token, server_options
+from wheelhouse.options import resolve_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,20 +47,6 @@ Examples:
   WHEELHOUSE_UPLOAD_TOKEN=... wheelhouse build requirements.txt \\
       --publish https://wheels.example.com/legacy/
   wheelhouse build requirements.txt --report wheelhouse.json --report junit.xml
-"""
-
-SERVE_EXAMPLES = """
-\b
-Examples:
-  wheelhouse serve
-  wheelhouse serve --store /srv/wheelhouse --host 127.0.0.1 --port 8080
-  wheelhouse serve --upload-token-file /run/secrets/wheelhouse-token --fall-through
-  wheelhouse serve --workers 2   # the production server (granian)
-\b
-Then, in a Dockerfile or CI job:
-  pip install --only-binary :all: --index-url http://HOST:PORT/simple/ -r requirements.txt
-  pip install --only-binary :all: --no-index --find-links http://HOST:PORT/links/ -r ...
-  twine upload --repository-url http://HOST:PORT/legacy/ -u __token__ -p TOKEN dist/*
 """
 
 
@@ -207,61 +193,6 @@ def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tup
     return Store(tmp), Ledger(tmp)
 
 
-@cli.command(epilog=SERVE_EXAMPLES)
-@_store_option
-@_config_option
-@click.option("--host", help="Address to listen on [default: 127.0.0.1].")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port [default: 8000].")
-@click.option("--upload-token-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Accept uploads at /legacy/ from clients presenting the token in this file "
-              "(HTTP Basic, user __token__) [env WHEELHOUSE_UPLOAD_TOKEN holds the token].")
-@click.option("--read-token-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Require this token for reading too [env WHEELHOUSE_READ_TOKEN].")
-@click.option("--max-upload-size", type=click.IntRange(min=1), metavar="BYTES",
-              help="Largest accepted upload [default: 1 GiB].")
-@click.option("--fall-through/--no-fall-through", default=None,
-              help="Serve projects the store does not host from the upstream index "
-              "(--index-url) [default: off].")
-@click.option("--index-url", help="The upstream for --fall-through [default: PyPI].")
-@click.option("--server", "server_kind", type=click.Choice(["auto", "builtin", "granian"]),
-              default="auto", show_default=True,
-              help="granian: the production server (pip install 'wheelhouse[server]'); "
-              "builtin: werkzeug, one process; auto: granian when --workers is given.")
-@click.option("-w", "--workers", type=click.IntRange(min=1),
-              help="Worker processes; implies granian [default: 2 with granian].")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="Threads per process [default: 4 with granian, 32 built-in].")
-@click.pass_context
-def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
-          host: str | None, port: int | None, upload_token_file: Path | None,
-          read_token_file: Path | None, max_upload_size: int | None,
-          fall_through: bool | None, index_url: str | None,
-          server_kind: Literal["auto", "builtin", "granian"],
-          workers: int | None, threads: int | None) -> None:
-    """Serve the store as a PEP 503/691 simple index at http://HOST:PORT/simple/.
-
-    Projects the store hosts are served only from the store, even with --fall-through, so an
-    upstream project of the same name can never take their place (dependency confusion).
-    """
-    if config_file is not None:
-        ctx.obj["config"] = config_file
-    settings = _settings(ctx, store=store, host=host, port=port, fall_through=fall_through,
-                         index_url=index_url)
-    options = server_options(
-        settings, upload_token_file=upload_token_file, read_token_file=read_token_file,
-        max_upload_bytes=max_upload_size, server=server_kind,
-        workers=workers, threads=threads,
-    )
-    if options.server == "granian":
-        from wheelhouse.server.production import serve_production
-
-        serve_production(options, on_ready=click.echo)
-    else:
-        from wheelhouse.server import serve as run_server
-
-        run_server(options, on_ready=click.echo)
-
-
 @cli.command()
 @_config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -340,35 +271,6 @@ def list_(ctx: click.Context, project: str | None, store: Path | None,
                f"in {settings.store}")
 
 
-@cli.command()
-@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@_store_option
-@_config_option
-@click.pass_context
-def export(ctx: click.Context, out: Path, store: Path | None,
-           config_file: Path | None) -> None:
-    """Write the index as static files in OUT, for nginx or any static web server.
-
-    \b
-    OUT gets simple/ (HTML and PEP 691 JSON pages), files/ (hard links into the store where
-    possible, else copies) and links/ (for --find-links). A previous export in OUT is
-    replaced atomically; any other non-empty OUT is refused. server/nginx.conf serves it.
-
-    \b
-    Example:
-      wheelhouse export --store /srv/wheelhouse /srv/www/wheels
-    """
-    from wheelhouse.export import export as run_export
-
-    if config_file is not None:
-        ctx.obj["config"] = config_file
-    settings = _settings(ctx, store=store)
-    summary = run_export(settings.store, out)
-    click.echo(f"Exported {summary.files} files in {summary.projects} projects from "
-               f"{settings.store} to {summary.out} ({summary.linked} linked to the store, "
-               f"{summary.reused} kept from the previous export, {summary.copied} copied)")
-
-
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (docker stop, a CI job cancelled, kill) unwinds like Ctrl-C, so builder
     # containers are removed and staging files cleaned instead of being left behind.
@@ -407,11 +309,12 @@ __all__ = ["UsageError", "cli", "main"]
 
 
 def _register() -> None:
-    # Defined in their own module, which uses the option helpers above.
+    # Defined in their own modules, which use the option helpers above.
     from wheelhouse.cli_lock import check, lock
+    from wheelhouse.cli_serve import export, serve
 
-    cli.add_command(check)
-    cli.add_command(lock)
+    for command in (check, lock, serve, export):
+        cli.add_command(command)
 
 
 _register()

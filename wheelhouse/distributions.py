@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from packaging.tags import Tag
 from packaging.utils import (
+    BuildTag,
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 
 #: METADATA is read into memory to validate and serve it (PEP 658); real ones are kilobytes.
 MAX_METADATA_BYTES = 16 << 20
-#: An sdist is unpacked once to check it; this bounds the work a gzip bomb can cause.
-MAX_SDIST_UNPACKED = 4 << 30
+#: An upload is unpacked once to check it; this bounds the work a zip or gzip bomb can cause.
+MAX_UNPACKED = 4 << 30
+MAX_SDIST_UNPACKED = MAX_UNPACKED
 #: Only PKG-INFO's headers are read, and they come first.
 _PKG_INFO_READ = 1 << 20
 _BLOCK = 1 << 20
@@ -64,6 +66,8 @@ class DistName:
     project: NormalizedName
     version: Version
     tags: frozenset[Tag]
+    #: a wheel's build tag, ``()`` for none (and for sdists).
+    build: BuildTag = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,8 +99,10 @@ def inspect(path: Path, filename: str | None = None, *, strict: bool) -> DistInf
     metadata: bytes | None = None
     requires_python: str | None = None
     if dist.kind is Kind.WHEEL:
-        metadata = _wheel_metadata(path, name, strict=strict)
+        folder, metadata = _wheel_metadata(path, name, strict=strict)
         headers = _agree(metadata, "METADATA", name, dist)
+        if strict:
+            _check_dist_info_dir(folder, name, dist)
         requires_python = _header(headers, "Requires-Python")
     else:
         # An sdist's PKG-INFO is checked, not kept: the index serves METADATA only for wheels.
@@ -107,7 +113,7 @@ def inspect(path: Path, filename: str | None = None, *, strict: bool) -> DistInf
 
 def read_wheel_metadata(path: Path, filename: str | None = None) -> bytes:
     """The bytes of ``<name>-<version>.dist-info/METADATA`` inside a wheel."""
-    return _wheel_metadata(path, filename or path.name, strict=False)
+    return _wheel_metadata(path, filename or path.name, strict=False)[1]
 
 
 def plain_filename(name: str) -> str:
@@ -131,14 +137,15 @@ def parse_filename(filename: str, *, strict: bool) -> DistName:
     name = plain_filename(filename)
     if name.endswith(".whl"):
         try:
-            project, version, _build, tags = parse_wheel_filename(name)
+            project, version, build, tags = parse_wheel_filename(name)
         except InvalidWheelFilename as e:
             raise InvalidDistribution(f"{name}: {e}") from None
         for tag in sorted(tags, key=str) if strict else ():
             problem = platform_problem(tag)
             if problem is not None:
                 raise InvalidDistribution(f"{name}: {problem}")
-        return DistName(kind=Kind.WHEEL, project=project, version=version, tags=tags)
+        return DistName(kind=Kind.WHEEL, project=project, version=version, tags=tags,
+                        build=build)
     if strict and name.endswith((".zip", ".tar.bz2", ".tgz")):
         raise InvalidDistribution(f"{name}: an sdist must be a .tar.gz (PEP 625)")
     suffixes = (".tar.gz",) if strict else (".tar.gz", ".zip")
@@ -179,7 +186,8 @@ def platform_problem(tag: Tag) -> str | None:
 # -- wheels -----------------------------------------------------------------------------------
 
 
-def _wheel_metadata(path: Path, name: str, *, strict: bool) -> bytes:
+def _wheel_metadata(path: Path, name: str, *, strict: bool) -> tuple[str, bytes]:
+    """The ``*.dist-info`` folder holding METADATA, and its bytes."""
     try:
         with zipfile.ZipFile(path) as zf:
             found = [i for i in zf.infolist()
@@ -198,9 +206,45 @@ def _wheel_metadata(path: Path, name: str, *, strict: bool) -> bytes:
                     f"wheels use {' or '.join(methods.values())}")
             if info.flag_bits & _ENCRYPTED:
                 raise InvalidDistribution(f"{name}: METADATA is encrypted")
-            return zf.read(info)
+            metadata = zf.read(info)
+            if strict:
+                _check_members(zf, name)
+            return info.filename.partition("/")[0], metadata
     except _ZIP_ERRORS as e:
         raise InvalidDistribution(f"{name} is not a readable zip archive: {e}") from None
+
+
+def _check_members(zf: zipfile.ZipFile, name: str) -> None:
+    """Every member reads back with its CRC (an upload is checked whole: a wheel the index
+    accepts must install), none encrypted, none compressed in a way installers cannot read."""
+    # zipfile stops every member at its declared size, so this bounds the work of a bomb.
+    unpacked = sum(i.file_size for i in zf.infolist())
+    if unpacked > MAX_UNPACKED:
+        raise InvalidDistribution(f"{name} unpacks to {unpacked} bytes, more than "
+                                  f"{MAX_UNPACKED}")
+    for info in zf.infolist():
+        if info.flag_bits & _ENCRYPTED:
+            raise InvalidDistribution(f"{name}: {info.filename} is encrypted")
+        if info.compress_type not in _WHEEL_METHODS:
+            raise InvalidDistribution(f"{name}: {info.filename} uses zip compression method "
+                                      f"{info.compress_type}; wheels use stored or deflated")
+    bad = zf.testzip()
+    if bad is not None:
+        raise InvalidDistribution(f"{name}: {bad} is damaged (its CRC does not match)")
+
+
+def _check_dist_info_dir(folder: str, name: str, dist: DistName) -> None:
+    """The ``<name>-<version>.dist-info`` folder names the wheel's project and version, as pip
+    requires before installing it; a look-alike wheel must not carry another's metadata."""
+    dir_name, _, dir_version = folder.removesuffix(".dist-info").rpartition("-")
+    try:
+        same = (canonicalize_name(dir_name) == dist.project
+                and Version(dir_version) == dist.version)
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise InvalidDistribution(f"{name}: its METADATA is in {folder}, which names another "
+                                  "project or version than the filename")
 
 
 # -- sdists -----------------------------------------------------------------------------------

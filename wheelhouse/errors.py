@@ -3,6 +3,11 @@ a hint and an exit status (see ``cli.main``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wheelhouse.store.model import StoredFile
+
 
 class WheelhouseError(Exception):
     """Base class: a message saying what went wrong and where, plus a hint saying what to do."""
@@ -48,6 +53,14 @@ class UpstreamError(WheelhouseError):
     exit_code = 4
 
 
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer within the time a client may wait (a server answers 504)."""
+
+
+class UpstreamBusy(UpstreamError):
+    """Too many requests already wait for the upstream (a server answers 503)."""
+
+
 class StoreError(WheelhouseError):
     """The store cannot be opened or written."""
 
@@ -55,7 +68,13 @@ class StoreError(WheelhouseError):
 
 
 class PublishConflict(StoreError):
-    """Different bytes were offered under a filename that is already published."""
+    """Different bytes were offered for a file that is already published: under its filename,
+    or under another spelling or build tag of the same release (``existing`` is that file)."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 existing: StoredFile | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.existing = existing
 
 
 class InvalidDistribution(WheelhouseError):

@@ -13,6 +13,11 @@ Layout of OUT::
 
 The pages link to files with the same relative URLs as the server's, so both resolve to
 ``/files/...`` whether the index is served by wheelhouse or from this tree.
+
+A store that needs a token to read (a server ran it with a read token) keeps that protection:
+its export is written only with the read token, together with ``<OUT>.nginx.conf`` and
+``<OUT>.htpasswd`` beside OUT, an nginx configuration that asks for it (``wheelhouse.nginx``);
+without the token it is refused, unless asked to publish it openly.
 """
 
 from __future__ import annotations
@@ -62,10 +67,17 @@ class ExportSummary:
     linked: int
     reused: int
     copied: int
+    #: the nginx configuration written for a read-protected export, else None.
+    nginx_conf: Path | None = None
 
 
-def export(store_root: Path, out: Path, *, link: bool = True) -> ExportSummary:
+def export(store_root: Path, out: Path, *, link: bool = True, read_token: str | None = None,
+           public: bool = False) -> ExportSummary:
     """Write the index of the store at ``store_root`` as a static tree at ``out``.
+
+    With ``read_token`` (or a store marked read-protected, which then needs it) the export
+    comes with an nginx configuration that asks for the token; a read-protected store without
+    the token raises UsageError before anything is written, unless ``public``.
 
     The tree is built in a temporary directory next to ``out`` and then swapped in with one
     rename, so a web server serving ``out`` sees either the old export or the new one. An
@@ -95,7 +107,14 @@ def export(store_root: Path, out: Path, *, link: bool = True) -> ExportSummary:
         ) from None
 
     out = Path(os.path.abspath(out))
+    protect = _protection(store, read_token, public=public)
     previous = out if _check_replaceable(out) else None
+    conf = None
+    if protect is not None:
+        # Before the tree exists: nginx is never pointed at it without the password file.
+        from wheelhouse import nginx
+
+        conf, _ = nginx.write_protected(out, protect)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -132,7 +151,26 @@ def export(store_root: Path, out: Path, *, link: bool = True) -> ExportSummary:
         linked=placed["linked"],
         reused=placed["reused"],
         copied=placed["copied"],
+        nginx_conf=conf,
     )
+
+
+def _protection(store: StoreReader, read_token: str | None, *, public: bool) -> str | None:
+    """The token the export's nginx must ask for, or None for an open export."""
+    if read_token is not None:
+        return read_token
+    try:
+        protected = store.read_protected()
+    except StoreError:
+        protected = False  # a catalogue from before the marker existed: not marked
+    if protected and not public:
+        raise UsageError(
+            f"the store at {store.root} is read-protected (a server ran it with a read token); "
+            "an export without the token would publish it to anyone who can reach nginx",
+            hint="pass --read-token-file (or WHEELHOUSE_READ_TOKEN) to write an nginx "
+            "configuration that asks for it, or --public to export it openly on purpose",
+        )
+    return None
 
 
 def _write_error(out: Path, e: OSError) -> WheelhouseError:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES, Settings
 from wheelhouse.errors import UsageError
@@ -52,6 +52,15 @@ def build_options(settings: Settings, *, dry_run: bool = False, upgrade: bool = 
 # -- the schema: key in files → (field name, converter) ---------------------------------------
 
 
+#: Threads per process that run the app, when the options do not say: werkzeug's pool, and
+#: granian's blocking threads per worker. Upstream waits and uploads may take only part of
+#: them (see ``ServerOptions``), so a few are always left for the hosted pages.
+BUILTIN_THREADS = 32
+GRANIAN_THREADS = 8
+
+ServerKind = Literal["builtin", "granian"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerOptions:
     """What every server entry point needs, tokens already resolved. Picklable, so it can
@@ -66,22 +75,59 @@ class ServerOptions:
     #: every read but /health needs it (or the upload token); None: reading is open.
     read_token: str | None = field(default=None, repr=False)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: accept uploads whose version has a local label (``1.0+abc``). Off: ``pip install
+    #: foo==1.0`` also matches ``1.0+abc`` and prefers it, so an uploader could shadow a
+    #: release without touching its file.
+    allow_local_versions: bool = False
+    #: accept uploaded wheels with a build tag (``foo-1.0-1-py3-none-any.whl``). Off: installers
+    #: prefer the highest build tag, the same shadowing as above.
+    allow_build_tags: bool = False
+    #: uploads read at once per process; more are answered 503 with Retry-After, so uploads
+    #: never take every thread from the readers.
+    upload_slots: int = 2
+    #: seconds an upload may take to deliver each MiB of its body (a floor of ~35 KB/s); a
+    #: slower one is answered 408 (see ``wheelhouse.server.bodies`` for what this bounds).
+    upload_stall_timeout: float = 30.0
     #: the simple index that names the store does not host fall through to; None: off.
     upstream_url: str | None = None
     #: seconds a fall-through page is kept.
     upstream_ttl: float = 600.0
+    #: seconds a client waits for the upstream (retries included) before a 504.
+    upstream_timeout: float = 10.0
+    #: requests that may wait for the upstream at once, per process; more get 503 at once.
+    #: None: half the threads, so the hosted pages always have threads left.
+    upstream_waiters: int | None = None
     #: seconds clients may reuse a simple page unasked (0: always revalidate; 304s are cheap).
     page_max_age: int = 0
-    #: how often, at most, the store's generation is checked.
+    #: how often, at most, the store's generation is checked when its change marker is
+    #: missing (an older store, or a read-only one nobody writes).
     refresh_interval: float = 0.5
     #: answer the hot pages before Flask routing (off only to test both ways answer alike).
     hot_path: bool = True
-    server: Literal["builtin", "granian"] = "builtin"
+    #: what runs the app. ``wheelhouse serve`` defaults to granian (``server_options``); the
+    #: werkzeug server is for development only.
+    server: ServerKind = "builtin"
     #: granian's worker processes; None: its default.
     workers: int | None = None
-    #: threads per process; None: the server's default (32 built-in, 4 per granian worker).
+    #: threads per process; None: the server's default (``BUILTIN_THREADS``,
+    #: ``GRANIAN_THREADS``).
     threads: int | None = None
+    #: granian: seconds a client may take to send its request headers, which is also how long
+    #: a kept-alive connection may stay idle.
+    header_timeout: float = 10.0
+    #: granian: connections each worker keeps open at once; more wait in the listen backlog.
+    max_connections: int = 4096
     access_log: bool = True
+
+    def threads_per_process(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return GRANIAN_THREADS if self.server == "granian" else BUILTIN_THREADS
+
+    def upstream_waiter_budget(self) -> int:
+        if self.upstream_waiters is not None:
+            return self.upstream_waiters
+        return max(1, self.threads_per_process() // 2)
 
 
 def token_from_file(path: Path) -> str:
@@ -126,12 +172,13 @@ def server_options(
     threads: int | None = None,
     access_log: bool = True,
     environ: Mapping[str, str] | None = None,
+    **limits: Any,
 ) -> ServerOptions:
     """The server's options from the settings and ``wheelhouse serve``'s flags, tokens read
-    once (see ``resolve_token``). ``server="auto"`` is granian when ``workers`` is given.
-    Raises UsageError."""
-    kind: Literal["builtin", "granian"] = (
-        server if server != "auto" else "granian" if workers is not None else "builtin")
+    once (see ``resolve_token``). ``server="auto"`` is granian, the production server; the
+    built-in one only when asked for. ``limits``: other ``ServerOptions`` fields (None:
+    their default). Raises UsageError."""
+    kind: ServerKind = "granian" if server == "auto" else server
     if kind == "builtin" and workers is not None:
         raise UsageError("--workers needs --server granian",
                          hint="the built-in server is one process; drop --workers")
@@ -143,4 +190,5 @@ def server_options(
                           else max_upload_bytes),
         upstream_url=settings.index_url if settings.fall_through else None,
         server=kind, workers=workers, threads=threads, access_log=access_log,
+        **{k: v for k, v in limits.items() if v is not None},
     )

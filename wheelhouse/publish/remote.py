@@ -29,6 +29,10 @@ _BLOCK = 1 << 20
 #: Attempts per upload. Uploads are idempotent (the same bytes again are a no-op), so a
 #: dropped connection or a 5xx is simply retried.
 _ATTEMPTS = 3
+#: Attempts when the index says it is busy (503, e.g. its upload slots are taken by other
+#: runners): it says when to come back, and that is no failure of ours.
+_BUSY_ATTEMPTS = 12
+_MAX_WAIT = 30.0
 
 @dataclass(frozen=True, kw_only=True)
 class Conflict:
@@ -241,7 +245,9 @@ def _upload(
         ("sha256_digest", sha256),
         ("blake2_256_digest", blake2),
     ]
-    for attempt in range(1, _ATTEMPTS + 1):
+    attempt = busy = 0
+    while True:
+        attempt += 1
         body = MultipartBody(fields, ("content", f.filename, path))
         try:
             resp = http.post(
@@ -261,6 +267,12 @@ def _upload(
         with resp:
             status, text = resp.status_code, resp.text
             reason = resp.reason or ""
+            retry_after = resp.headers.get("Retry-After", "")
+        if status == 503 and busy < _BUSY_ATTEMPTS:
+            busy += 1
+            attempt -= 1
+            time.sleep(min(float(retry_after), _MAX_WAIT) if retry_after.isdigit() else busy)
+            continue
         if 500 <= status < 600 and attempt < _ATTEMPTS:
             time.sleep(attempt)
             continue

@@ -23,6 +23,7 @@ from werkzeug.wsgi import wrap_file
 from wheelhouse.errors import UsageError
 from wheelhouse.options import ServerOptions
 from wheelhouse.server.auth import Access, check_token
+from wheelhouse.server.bodies import UploadSlots
 from wheelhouse.server.fallthrough import UpstreamPages
 from wheelhouse.server.hot import (
     IMMUTABLE,
@@ -163,6 +164,11 @@ def upload() -> Response:
 @bp.get("/health")
 def health() -> Response:
     ctx = _ctx()
+    if not ctx.access.may_read(request.environ):
+        # Anyone may ask whether the index is up; what it holds is for its readers.
+        resp = jsonify({"status": "ok"})
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
     snapshot = ctx.state.current()
     resp = jsonify(
         {
@@ -192,9 +198,16 @@ def create_app(options: ServerOptions) -> Flask:
     )
     if options.max_upload_bytes < 1:
         raise UsageError(f"max_upload_bytes must be positive, not {options.max_upload_bytes}")
-    fallback = (UpstreamPages(options.upstream_url, ttl=options.upstream_ttl)
+    if options.upload_slots < 1 or options.upload_stall_timeout <= 0:
+        raise UsageError("upload_slots and upload_stall_timeout must be positive")
+    fallback = (UpstreamPages(options.upstream_url, ttl=options.upstream_ttl,
+                              timeout=options.upstream_timeout,
+                              max_waiters=options.upstream_waiter_budget())
                 if options.upstream_url else None)
     store = Store(Path(options.store), readonly=not access.uploads_enabled)
+    if access.read_protected and not store.readonly:
+        # An export of this store must then ask for the token too (wheelhouse.export).
+        store.mark_read_protected()
     state = IndexState(store, refresh_interval=options.refresh_interval)
     # Behind a read token, pages are for their reader only. "must-revalidate" alone would let
     # a shared cache keep an answer to an authenticated request (RFC 9111 §3.5); "private"
@@ -206,7 +219,14 @@ def create_app(options: ServerOptions) -> Flask:
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,
-        uploads=UploadOptions(max_upload_bytes=options.max_upload_bytes), fallback=fallback,
+        uploads=UploadOptions(
+            max_upload_bytes=options.max_upload_bytes,
+            allow_local_versions=options.allow_local_versions,
+            allow_build_tags=options.allow_build_tags,
+            stall_timeout=options.upload_stall_timeout,
+            slots=UploadSlots(options.upload_slots),
+        ),
+        fallback=fallback,
     )
     app.register_blueprint(bp)
     app.register_blueprint(web_bp)

@@ -82,15 +82,19 @@ class Access:
     def read_protected(self) -> bool:
         return self.read_token is not None
 
-    def read_denied(self, environ: WSGIEnvironment) -> Reply | None:
-        """None when the request may read; otherwise the 401 to send."""
-        if self.read_token is None or environ.get("PATH_INFO", "") in _OPEN_PATHS:
-            return None
+    def may_read(self, environ: WSGIEnvironment) -> bool:
+        """Whether the request's credentials allow reading (always, when reading is open)."""
+        if self.read_token is None:
+            return True
         password = basic_password(environ)
-        if password is not None and (
+        return password is not None and (
             _same(password, self.read_token)
             or (self.upload_token is not None and _same(password, self.upload_token))
-        ):
+        )
+
+    def read_denied(self, environ: WSGIEnvironment) -> Reply | None:
+        """None when the request may read; otherwise the 401 to send."""
+        if environ.get("PATH_INFO", "") in _OPEN_PATHS or self.may_read(environ):
             return None
         # Always 401, never 403: pip and uv retry a 401 with credentials from netrc or
         # keyring, and a wrong token must not tell a prober anything a missing one does not.

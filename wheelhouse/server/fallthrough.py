@@ -39,14 +39,15 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 
 from wheelhouse import index
-from wheelhouse.errors import UpstreamError, UsageError
+from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout, UsageError
 from wheelhouse.server.state import Resource, http_date
-from wheelhouse.simple.client import Candidate, SimpleClient
+from wheelhouse.simple.client import Candidate, FetchTimeout, SimpleClient, display
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +122,24 @@ class _Flight:
 
 
 class UpstreamPages:
-    """Fall-through pages, fetched once per name per TTL however many clients ask at once.
+    """Fall-through pages, fetched once per name per TTL however many clients ask at once, in
+    a pool of threads of their own, so that a slow or hostile upstream can hold only a bounded
+    part of the server.
 
     Found pages live ``ttl`` seconds, "not upstream either" answers ``negative_ttl`` (a name may
-    be registered upstream any time). If upstream fails, the last page is served stale and
-    upstream is asked again ``_RETRY_AFTER`` seconds later; with nothing cached the failure is
-    raised (the server answers 502). At most ``max_entries`` names are kept, least recently
-    used dropped first, so probing random names cannot exhaust memory.
+    be registered upstream any time). After that a page is *stale*: the request that finds it
+    so starts a refresh and waits for it at most ``revalidate_wait`` seconds, then answers
+    with the stale page (stale-while-revalidate); if upstream fails, the stale page is kept and
+    upstream asked again ``_RETRY_AFTER`` seconds later. A name not cached waits for upstream
+    at most ``timeout`` seconds (UpstreamTimeout: 504); upstream's own failure with nothing
+    cached is an UpstreamError (502).
+
+    The budget: at most ``max_waiters`` requests of this process wait for upstream at once,
+    and at most twice that many fetches run or queue; beyond either a request gets the stale
+    page if there is one, else UpstreamBusy (503). Set ``max_waiters`` below the server's
+    threads, and the names the store hosts are always answered. At most ``max_entries``
+    names are kept, least recently used dropped first, so probing random names cannot
+    exhaust memory.
     """
 
     def __init__(
@@ -136,23 +148,33 @@ class UpstreamPages:
         *,
         ttl: float = 600.0,
         negative_ttl: float = 60.0,
-        timeout: float = 15.0,
+        timeout: float = 10.0,
+        revalidate_wait: float = 1.0,
+        max_waiters: int = 16,
         max_entries: int = 10_000,
         client: SimpleClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_waiters < 1 or timeout <= 0:
+            raise UsageError("the fall-through needs a positive timeout and waiter budget")
         self.url = check_upstream_url(url)
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.timeout = timeout
+        self.revalidate_wait = revalidate_wait
+        self.max_waiters = max_waiters
         self.max_entries = max_entries
-        # A short deadline, retries included: a client is waiting for this page.
+        # The deadline covers retries and redirects: a client is waiting for this page.
         self.client = client or SimpleClient("index fall-through", deadline=timeout,
-                                             pool_size=32)
+                                             pool_size=max_waiters)
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[NormalizedName, _Entry] = OrderedDict()
         self._flights: dict[NormalizedName, _Flight] = {}
+        self._waiters = threading.BoundedSemaphore(max_waiters)
+        self._max_flights = 2 * max_waiters
+        # Made on first use, in the process that serves (never before a fork).
+        self._pool: ThreadPoolExecutor | None = None
 
     def resource(self, project: NormalizedName) -> Resource | None:
         if not _VALID_NAME.match(project):
@@ -163,27 +185,61 @@ class UpstreamPages:
                 self._entries.move_to_end(project)
                 return entry.resource
             flight = self._flights.get(project)
-            leader = flight is None
             if flight is None:
-                flight = self._flights[project] = _Flight()
-        if not leader:
-            # Bounded: the leader's own request times out well before this.
-            if not flight.done.wait(timeout=self.timeout * 4):
-                raise UpstreamError(f"timed out waiting for the upstream page of {project}")
-            if flight.error is not None:
-                # A fresh exception per waiter: one object raised in many threads would
-                # collect all their tracebacks.
-                raise UpstreamError(flight.error.message, hint=flight.error.hint)
-            return flight.resource
+                if len(self._flights) >= self._max_flights:
+                    return self._stale_or(entry, UpstreamBusy(
+                        f"too many upstream requests are in progress to ask for {project}; "
+                        "try again shortly"))
+                flight = self._start(project, entry)
+        if not self._waiters.acquire(blocking=False):
+            return self._stale_or(entry, UpstreamBusy(
+                f"too many requests are waiting for the upstream index; try {project} again "
+                "shortly"))
         try:
-            flight.resource = self._refresh(project, entry)
-            return flight.resource
+            # A client with nothing cached waits for the fetch, whose own deadline ends it
+            # first (the margin is for scheduling); one with a stale page waits briefly.
+            wait = self.revalidate_wait if entry is not None else self.timeout + 1.0
+            finished = flight.done.wait(wait)
+        finally:
+            self._waiters.release()
+        if not finished:
+            return self._stale_or(entry, UpstreamTimeout(
+                f"the upstream index {display(self.url)} did not answer for {project} within "
+                f"{self.timeout:g} s"))
+        if flight.error is not None:
+            # A fresh exception per waiter: one object raised in many threads would collect
+            # all their tracebacks.
+            raise type(flight.error)(flight.error.message, hint=flight.error.hint)
+        return flight.resource
+
+    @staticmethod
+    def _stale_or(entry: _Entry | None, error: UpstreamError) -> Resource | None:
+        if entry is not None:
+            return entry.resource
+        raise error
+
+    def _start(self, project: NormalizedName, old: _Entry | None) -> _Flight:
+        """Register a fetch of ``project`` and hand it to the pool (under ``_lock``)."""
+        flight = self._flights[project] = _Flight()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.max_waiters,
+                                            thread_name_prefix="wheelhouse-upstream")
+        self._pool.submit(self._run, project, old, flight)
+        return flight
+
+    def _run(self, project: NormalizedName, old: _Entry | None, flight: _Flight) -> None:
+        try:
+            flight.resource = self._refresh(project, old)
         except UpstreamError as e:
             flight.error = e
-            raise
+        except Exception as e:
+            # Whatever a hostile page does to the parsers, the client gets a 502, not a 500.
+            log.exception("reading the upstream page of %s failed", project)
+            flight.error = UpstreamError(f"the upstream page of {project} could not be read "
+                                         f"({type(e).__name__})")
         finally:
             with self._lock:
-                del self._flights[project]
+                self._flights.pop(project, None)
             flight.done.set()
 
     def _refresh(self, project: NormalizedName, old: _Entry | None) -> Resource | None:
@@ -224,6 +280,9 @@ class UpstreamPages:
         """The project's files upstream, or None if upstream does not know the name."""
         try:
             found = self.client.project_page(self.url, project)
+        except FetchTimeout as e:
+            raise UpstreamTimeout(f"the upstream index did not answer for {project} in time: "
+                                  f"{e.message}") from None
         except UpstreamError as e:
             raise UpstreamError(f"the upstream index failed for {project}: {e.message}") from None
         return None if found is None else _usable(project, found)

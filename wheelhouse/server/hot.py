@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, quote
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse import index
-from wheelhouse.errors import UpstreamError
+from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout
 from wheelhouse.index import MediaType
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
@@ -156,6 +156,16 @@ class Fallback(Protocol):
         ...
 
 
+def _upstream_failed(e: UpstreamError) -> Reply:
+    no_store = ("Cache-Control", "no-store")
+    if isinstance(e, UpstreamBusy):
+        # pip and uv retry a 503; the hosted names are answered meanwhile.
+        return text_reply("503 Service Unavailable", f"{e}", no_store, ("Retry-After", "2"))
+    if isinstance(e, UpstreamTimeout):
+        return text_reply("504 Gateway Timeout", f"{e}", no_store)
+    return text_reply("502 Bad Gateway", f"{e}", no_store)
+
+
 def answer_simple(
     snapshot: Snapshot,
     environ: WSGIEnvironment,
@@ -195,7 +205,7 @@ def answer_simple(
         except UpstreamError as e:
             # Not 404: that would send uv on to the next index as if the name were free, and
             # not cached, so the next request tries again.
-            return text_reply("502 Bad Gateway", f"{e}", ("Cache-Control", "no-store"))
+            return _upstream_failed(e)
         if found is None:
             return _not_found(f"no project named {name!r} in this index or upstream")
         resource = found

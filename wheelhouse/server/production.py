@@ -11,17 +11,19 @@ from __future__ import annotations
 import errno
 import importlib.util
 import logging
+import resource
 import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse.config import load_settings
 from wheelhouse.errors import ServeError, StoreError, WheelhouseError
-from wheelhouse.options import ServerOptions, server_options
+from wheelhouse.options import GRANIAN_THREADS, ServerOptions, server_options
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import bind_socket
 from wheelhouse.store import Store
@@ -40,9 +42,13 @@ FACTORY_TARGET = "wheelhouse.server.production:app_from_env"
 DEFAULT_WORKERS = 2
 
 #: Python threads per worker that run the app. The hot path holds the GIL for microseconds
-#: per request, so a few threads are enough; more only add GIL hand-offs. Downloads block a
-#: thread for as long as the client reads, which is why this is not 1.
-DEFAULT_THREADS = 4
+#: per request, so a few threads are enough for it; but a download holds a thread while the
+#: client reads, and uploads and upstream waits may each hold part of them (they are capped
+#: below half), so there are enough to keep some for the hosted pages.
+DEFAULT_THREADS = GRANIAN_THREADS
+
+#: File descriptors a worker needs besides its connections (store, logs, sockets upstream).
+_SPARE_FDS = 256
 
 #: How long ``on_ready`` waits for the first worker to accept connections. Workers render the
 #: whole catalogue before they listen, which takes seconds for a large store.
@@ -66,8 +72,22 @@ def app_from_env() -> WSGIApplication:
 
 
 def granian_available() -> bool:
-    """True when granian is importable (it is an optional dependency)."""
+    """True when granian is importable (a dependency, but an install may lack it)."""
     return importlib.util.find_spec("granian") is not None
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """Let each worker hold ``connections`` sockets: the usual soft limit of 1024 files would
+    otherwise be the real connection cap, and accept() failing is not backpressure. Never
+    above the hard limit, which only root can raise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (OSError, ValueError) as e:  # pragma: no cover - a limit we may not touch
+            log.warning("cannot raise the open-file limit to %d: %s", new, e)
 
 
 def check_store(store_root: Path, *, create: bool = False) -> None:
@@ -153,15 +173,19 @@ def serve_production(
     if not granian_available():
         raise ServeError(
             "the production server needs granian, which is not installed",
-            hint="pip install 'granian>=2' (or use the built-in server)",
+            hint="pip install 'granian>=2.8,<3' (a dependency of wheelhouse this environment "
+            "lacks), or use --server builtin for development",
         )
     if workers < 1:
         raise ServeError(f"workers must be at least 1, not {workers}")
     if threads < 1:
         raise ServeError(f"threads must be at least 1, not {threads}")
+    if options.max_connections < 1 or options.header_timeout <= 0:
+        raise ServeError("max_connections and header_timeout must be positive")
 
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     # granian binds with SO_REUSEPORT, so a second granian on a busy port would start and
@@ -172,6 +196,7 @@ def serve_production(
     bound_host, bound_port = probe.getsockname()[:2]
     probe.close()
     check_store(store_root, create=options.upload_token is not None)
+    _raise_fd_limit(options.max_connections)
 
     server = Granian(
         FACTORY_TARGET,
@@ -181,6 +206,17 @@ def serve_production(
         workers=workers,
         blocking_threads=threads,
         backlog=backlog,
+        # Each open connection holds one of these per worker until it closes: this is the
+        # connection cap. Beyond it connections wait in the kernel's backlog, not in Python.
+        backpressure=options.max_connections,
+        # HTTP/1.1 only: pip, uv and twine speak it, and the header timeout below (hyper's)
+        # exists only for HTTP/1; cleartext HTTP/2 would be an unbounded way in.
+        http=HTTPModes.http1,
+        # A client gets this long to send its headers, whether it trickles them or sends
+        # none, and a kept-alive connection this long to start its next request; then it is
+        # closed. Bodies are bounded by the app (see server.bodies).
+        http1_settings=HTTP1Settings(header_read_timeout=round(options.header_timeout * 1000),
+                                     keep_alive=True),
         websockets=False,
         log_level=LogLevels.warning,
         log_access=options.access_log,
@@ -202,7 +238,9 @@ def serve_production(
     ).start()
     # The loader is handed to each worker (inherited over fork, pickled over spawn): every
     # worker builds its own app from these options, and nothing goes through os.environ.
-    loader = partial(build_app, options)
+    # The workers' options say granian, so their budgets follow granian's thread count.
+    loader = partial(build_app, replace(options, server="granian", workers=workers,
+                                        threads=threads))
     try:
         server.serve(target_loader=loader, wrap_loader=False)
     except OSError as e:

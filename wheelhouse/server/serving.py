@@ -1,8 +1,11 @@
-"""Running the index with the built-in server: bind the socket (turning bind failures into a
-``ServeError``), then serve the app with werkzeug's HTTP server and a fixed pool of threads.
+"""Running the index with the built-in server, for development: bind the socket (turning bind
+failures into a ``ServeError``), then serve the app with werkzeug's HTTP server and a fixed
+pool of threads.
 
 Werkzeug's server closes the connection after every response, so throughput is bounded by
-connection setup; for heavy use run ``create_app`` under a production WSGI server instead.
+connection setup, and each connection holds a pool thread for as long as its client takes to
+send a request: a few dozen idle connections stop it. ``wheelhouse serve`` therefore runs
+granian (``wheelhouse.server.production``) unless told ``--server builtin``.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import queue
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from wheelhouse.errors import ServeError
-from wheelhouse.options import ServerOptions
+from wheelhouse.options import BUILTIN_THREADS, ServerOptions
 from wheelhouse.server.app import create_app
 
 if TYPE_CHECKING:
@@ -178,7 +182,7 @@ class IndexServer:
 
 
 #: Threads of the built-in server when the options do not say.
-DEFAULT_THREADS = 32
+DEFAULT_THREADS = BUILTIN_THREADS
 
 
 def make_server(options: ServerOptions) -> IndexServer:
@@ -190,7 +194,7 @@ def make_server(options: ServerOptions) -> IndexServer:
         raise ServeError(f"threads must be at least 1, not {threads}")
     sock = bind_socket(options.host, options.port)
     try:
-        app = create_app(options)
+        app = create_app(replace(options, server="builtin", threads=threads))
         return IndexServer(app, sock, threads=threads, access_log=options.access_log)
     except BaseException:
         sock.close()

@@ -1,8 +1,11 @@
 """What the server shows: an immutable snapshot of the catalogue with every simple page already
 rendered, and the holder that swaps in a new snapshot when the store's generation moves.
 
-Requests never scan directories or hash files; they read the current snapshot. A generation
-check costs one indexed SQLite read and happens at most once per ``refresh_interval``.
+Requests never scan directories or hash files; they read the current snapshot. Each request
+reads the store's change marker (one ``pread``), so a publish by any process (another granian
+worker, a build) is served by the very next request: once an upload is answered 200, every
+worker lists it. Stores without a marker are polled once per ``refresh_interval`` instead (one
+indexed SQLite read), as a fallback for writers that do not announce their commits.
 """
 
 from __future__ import annotations
@@ -152,6 +155,9 @@ class IndexState:
         self.refresh_interval = refresh_interval
         self._lock = threading.Lock()
         try:
+            # The marker before the catalogue: a commit in between moves the marker again,
+            # and the next request re-reads.
+            self._token = store.change_token()
             self._snapshot = self._load(None)
         except (StoreError, OSError) as e:
             raise StoreError(
@@ -168,6 +174,9 @@ class IndexState:
         return build_snapshot(generation, self.store.files(), previous)
 
     def current(self) -> Snapshot:
+        token = self.store.change_token()
+        if token != self._token and token is not None:
+            return self._follow(token)
         now = time.monotonic()
         if now < self._next_check or not self._lock.acquire(blocking=False):
             return self._snapshot
@@ -179,9 +188,20 @@ class IndexState:
             self._lock.release()
         return self._snapshot
 
+    def _follow(self, token: int) -> Snapshot:
+        # Blocking: a request that comes after a commit must see it (read your writes), so
+        # it waits for the thread already re-reading instead of answering from before.
+        with self._lock:
+            if self._token != token:
+                self._token = token
+                self._refresh()
+                self._next_check = time.monotonic() + self.refresh_interval
+        return self._snapshot
+
     def refresh(self) -> Snapshot:
         """Check the store now (tests, and callers that just published)."""
         with self._lock:
+            self._token = self.store.change_token()
             self._refresh()
             self._next_check = time.monotonic() + self.refresh_interval
         return self._snapshot

@@ -4,9 +4,18 @@
 The file is streamed into the store's staging area while it is hashed, never held in memory,
 and handed to ``Store.publish``, which validates it and makes it visible atomically. Every bad
 input gets a 4xx with a message (in the reason phrase too, which is what twine shows) and
-leaves nothing behind; a filename already published with other bytes gets 409 "File already
-exists", which ``twine upload --skip-existing`` understands; the same bytes again get 200, so
-retries (twine retries a 5xx five times) are harmless.
+leaves nothing behind; a file already published with other bytes gets 409 "File already
+exists", which ``twine upload --skip-existing`` understands, whether it comes under the same
+filename or another spelling of the same release (see ``Store.publish``); the same bytes again
+get 200, so retries (twine retries a 5xx five times) are harmless.
+
+Local versions (``1.0+abc``) and build tags are refused unless the server allows them: pip and
+uv let ``==1.0`` match ``1.0+abc`` and prefer the higher build tag, so either would let an
+uploader change what an existing pin installs without touching its file.
+
+Slow clients cannot take the server's threads: uploads read at once are capped
+(``UploadSlots``, the rest get 503 with Retry-After) and each MiB of body must keep a pace
+(``PacedReader``, else 408); see ``wheelhouse.server.bodies`` for why both.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
 from wheelhouse.distributions import parse_filename
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.server.auth import Access
+from wheelhouse.server.bodies import PacedReader, Stalled, UploadSlots
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.store import Kind, Origin, PublishStatus, StoreWriter
 
@@ -53,9 +63,19 @@ _MAX_PARTS = 5000
 _BLOCK = 1 << 20
 
 
+#: Seconds a client turned away for want of a slot is told to wait (twine and uv retry 503).
+_RETRY_AFTER = 5
+
+
 @dataclass(frozen=True, kw_only=True)
 class UploadOptions:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    allow_local_versions: bool = False
+    allow_build_tags: bool = False
+    #: seconds each MiB of the body may take to arrive.
+    stall_timeout: float = 30.0
+    #: shared by every request of the app; None: no cap.
+    slots: UploadSlots | None = None
 
 
 class _Rejected(Exception):
@@ -212,13 +232,18 @@ def _read_form(
 ) -> _Form:
     """Parse the multipart body as it arrives, streaming the file into staging."""
     boundary = _boundary(environ)
-    stream = _body(environ, options.max_upload_bytes + _MAX_FIELD_BYTES)
+    stream = PacedReader(_body(environ, options.max_upload_bytes + _MAX_FIELD_BYTES),
+                         stall_timeout=options.stall_timeout)
     decoder = MultipartDecoder(boundary, max_parts=_MAX_PARTS)
     reader = _FormReader(store, options, staged)
     try:
         while True:
             try:
                 block = stream.read(_BLOCK)
+            except Stalled:
+                raise _refuse(408, f"the upload stalled: the next MiB of it did not arrive "
+                              f"within {options.stall_timeout:g} s; nothing was stored",
+                              reason="Request Timeout") from None
             except ClientDisconnected:
                 raise _bad("the upload ended before its Content-Length: it was cut off") from None
             except RequestEntityTooLarge:
@@ -268,7 +293,7 @@ def _one(fields: Mapping[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def _check_form(form: _Form) -> tuple[str, str | None]:
+def _check_form(form: _Form, options: UploadOptions) -> tuple[str, str | None]:
     """Validate the form and the filename (the store checks the file when it publishes it);
     returns (filename, requires_python from the form for sdists, whose PKG-INFO the store
     does not keep)."""
@@ -285,6 +310,15 @@ def _check_form(form: _Form) -> tuple[str, str | None]:
     except InvalidDistribution as e:
         raise _bad(e.message) from None
     filename, project, version = form.filename, dist.project, dist.version
+    if version.local is not None and not options.allow_local_versions:
+        raise _bad(f"{filename}: local versions ({version}) are not accepted here: "
+                   f"installers let =={version.public} match them, so they could shadow the "
+                   "release; publish a new version (or start the server with "
+                   "--allow-local-versions)")
+    if dist.build and not options.allow_build_tags:
+        raise _bad(f"{filename}: build tags are not accepted here: installers prefer the "
+                   "highest build tag, so one could shadow a published wheel; publish a new "
+                   "version (or start the server with --allow-build-tags)")
     kind = "bdist_wheel" if dist.kind is Kind.WHEEL else "sdist"
     filetype = _one(fields, "filetype")
     if filetype is not None and filetype != kind:
@@ -336,10 +370,31 @@ def handle_upload(
     denied = access.upload_denied(environ)
     if denied is not None:
         return denied
+    if options.slots is not None and not options.slots.take():
+        return text_reply(
+            "503 Service Unavailable",
+            f"this index is already reading {options.slots.n} uploads; try again in a few "
+            "seconds",
+            ("Retry-After", str(_RETRY_AFTER)), ("Cache-Control", "no-store"),
+        )
+    try:
+        return _handle(environ, store=store, options=options, on_published=on_published)
+    finally:
+        if options.slots is not None:
+            options.slots.give()
+
+
+def _handle(
+    environ: WSGIEnvironment,
+    *,
+    store: StoreWriter,
+    options: UploadOptions,
+    on_published: Callable[[], object],
+) -> Reply:
     staged = _Staged()
     try:
         form = _read_form(environ, store, options, staged)
-        filename, requires_python = _check_form(form)
+        filename, requires_python = _check_form(form, options)
         provenance = {
             "upload": {
                 "user_agent": environ.get("HTTP_USER_AGENT", ""),

@@ -8,29 +8,22 @@ the pages' contents is ``wheelhouse.simple.pages`` (re-exported here).
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import logging
-import math
 import time
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from zipfile import BadZipFile
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import MaxRetryError, ResponseError
-from urllib3.response import BaseHTTPResponse
-from urllib3.util.retry import Retry
 
 from wheelhouse import __version__
 from wheelhouse.distributions import read_wheel_metadata
 from wheelhouse.errors import InvalidDistribution, UpstreamError
+from wheelhouse.simple.deadline import DeadlineAdapter, DeadlineRetry
+from wheelhouse.simple.deadline import deadline as deadline_of
 from wheelhouse.simple.pages import (
     Candidate,
     candidate_from,
@@ -42,7 +35,7 @@ from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
 from wheelhouse.store import Kind
 
 __all__ = [
-    "ACCEPT", "Candidate", "FetchError", "MetadataUnavailable", "SimpleClient",
+    "ACCEPT", "Candidate", "FetchError", "FetchTimeout", "MetadataUnavailable", "SimpleClient",
     "candidate_from", "display", "local_path", "origin", "parse_html_links", "parse_json_page",
 ]
 
@@ -69,6 +62,13 @@ class FetchError(UpstreamError):
         self.detail = detail
 
 
+class FetchTimeout(FetchError):
+    """The index did not answer within the client's deadline."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=None)
+
+
 class MetadataUnavailable(UpstreamError):
     """A wheel's METADATA cannot be had without downloading the whole file."""
 
@@ -81,27 +81,6 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 # -- the client ---------------------------------------------------------------------------------
-
-#: When the request being made must be done; read by the retry policy, which lives on the
-#: shared adapter and so cannot be given it directly.
-_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("deadline", default=math.inf)
-
-
-class _Retry(Retry):
-    """urllib3's retries, but none that would start after the request's deadline."""
-
-    def increment(
-        self, method: str | None = None, url: str | None = None,
-        response: BaseHTTPResponse | None = None, error: Exception | None = None,
-        _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        new = super().increment(method, url, response, error, _pool, _stacktrace)
-        if time.monotonic() + new.get_backoff_time() >= _DEADLINE.get():
-            # urllib3 raises it with the pool it was given, None included.
-            raise MaxRetryError(_pool, url,  # type: ignore[arg-type]
-                                error or ResponseError("deadline reached"))
-        return new
-
 
 def _why(e: Exception) -> str:
     # urllib3 wraps the cause in layers that repeat the connection; keep what happened.
@@ -162,10 +141,10 @@ class SimpleClient:
         self.max_page_bytes = max_page_bytes
         self.session = requests.Session()
         # Retry-After is not honoured: a server asking for minutes would outlast any deadline.
-        retry = _Retry(total=retries, backoff_factor=0.2, backoff_max=2.0,
+        retry = DeadlineRetry(total=retries, backoff_factor=0.2, backoff_max=2.0,
                        status_forcelist=(502, 503, 504), allowed_methods=("GET", "HEAD"),
                        respect_retry_after_header=False, raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
+        adapter = DeadlineAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         # Only downloads follow redirects through requests; pages go through _open.
@@ -205,19 +184,21 @@ class SimpleClient:
         for _ in range(_MAX_REDIRECTS + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FetchError(f"{display(url)} did not answer within {self.deadline:g} s",
-                                 status=None)
-            token = _DEADLINE.set(deadline)
+                raise FetchTimeout(f"{display(url)} did not answer within {self.deadline:g} s")
             try:
-                resp = self.session.get(
-                    current, headers=headers, auth=auth, stream=True, allow_redirects=False,
-                    timeout=(min(self.connect_timeout, remaining), remaining),
-                )
+                # Until the headers are in; the body is read against the deadline in _body.
+                with deadline_of(deadline):
+                    resp = self.session.get(
+                        current, headers=headers, auth=auth, stream=True,
+                        allow_redirects=False,
+                        timeout=(min(self.connect_timeout, remaining), remaining),
+                    )
             except requests.RequestException as e:
+                if time.monotonic() >= deadline:
+                    raise FetchTimeout(f"{display(current)} did not answer within "
+                                       f"{self.deadline:g} s") from None
                 raise FetchError(f"cannot reach {display(current)}: {_why(e)}",
                                  status=None) from None
-            finally:
-                _DEADLINE.reset(token)
             target = self.session.get_redirect_target(resp)
             if target is None:
                 return resp
@@ -254,8 +235,7 @@ class SimpleClient:
                     raise FetchError(f"{display(url)} is larger than {limit} bytes",
                                      status=resp.status_code)
                 if time.monotonic() > deadline:
-                    raise FetchError(f"{display(url)} took longer than {self.deadline:g} s",
-                                     status=None)
+                    raise FetchTimeout(f"{display(url)} took longer than {self.deadline:g} s")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             raise FetchError(f"reading {display(url)} failed: {_why(e)}", status=None) from None
         finally:

@@ -166,11 +166,17 @@ def parse_json_page(data: bytes, page_url: str, source: str) -> list[Candidate]:
 
     try:
         doc = json.loads(data.decode("utf-8"))
-    except ValueError as e:
-        raise malformed(str(e)) from None
+    except (ValueError, RecursionError) as e:  # RecursionError: arrays nested 100,000 deep
+        raise malformed(str(e) or type(e).__name__) from None
     files = doc.get("files") if isinstance(doc, dict) else None
     if not isinstance(files, list):
         raise malformed("not an object with a list of files")
+    meta = doc.get("meta")
+    version = meta.get("api-version", "1.0") if isinstance(meta, dict) else "1.0"
+    # Clients must refuse a major version they do not know (PEP 629, PEP 691); a page that
+    # does not say is read as 1.x.
+    if not isinstance(version, str) or version.partition(".")[0] != "1":
+        raise malformed(f"api-version {version!r}, not 1.x")
     out = []
     for f in files:
         if not isinstance(f, dict):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.tags import Tag
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name, canonicalize_version
+from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import StoreError
 from wheelhouse.store.db import Database, Row, Transaction
@@ -62,6 +63,14 @@ class Catalogue:
         row = self.db.one("SELECT value FROM meta WHERE key='generation'")
         return int(row[0]) if row else 0
 
+    def meta(self, key: str) -> str | None:
+        row = self.db.one("SELECT value FROM meta WHERE key=?", (key,))
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def projects(self) -> list[NormalizedName]:
         rows = self.db.query("SELECT DISTINCT project FROM files ORDER BY project")
         return [NormalizedName(r[0]) for r in rows]
@@ -82,6 +91,32 @@ class Catalogue:
 def existing(tx: Transaction, filename: str) -> StoredFile | None:
     row = tx.one("SELECT * FROM files WHERE filename=?", (filename,))
     return _row_to_file(row) if row else None
+
+
+def release_key(version: str) -> str:
+    """The version as a release identity: ``8.1.7``, ``8.1.7.0`` and ``v8.1.7`` are one
+    release (PEP 440 equality, which is what ``==8.1.7`` matches); a local label is kept."""
+    try:
+        return canonicalize_version(Version(version), strip_trailing_zero=True)
+    except InvalidVersion:
+        return version
+
+
+def same_release(tx: Transaction, f: StoredFile) -> StoredFile | None:
+    """A published file with ``f``'s identity under another filename: the same project,
+    kind and tag set, and an equal version (build tags and spelling do not count)."""
+    rows = tx.query("SELECT * FROM files WHERE project=? AND kind=? AND tags=?",
+                    (f.project, f.kind.value, _tags(f.tags)))
+    key = release_key(f.version)
+    for row in rows:
+        if row["filename"] != f.filename and release_key(row["version"]) == key:
+            return _row_to_file(row)
+    return None
+
+
+def committed_generation(tx: Transaction) -> int:
+    row = tx.one("SELECT value FROM meta WHERE key='generation'")
+    return int(row[0]) if row else 0
 
 
 def insert(tx: Transaction, f: StoredFile) -> None:
@@ -121,8 +156,11 @@ def _row_to_file(row: Row) -> StoredFile:
 
 def _file_to_row(f: StoredFile) -> tuple[Any, ...]:
     return (
-        f.filename, f.project, f.version, f.kind.value,
-        ",".join(sorted(str(t) for t in f.tags)),
+        f.filename, f.project, f.version, f.kind.value, _tags(f.tags),
         f.sha256, f.size, f.upload_time, f.requires_python, f.metadata_sha256, f.yanked,
         f.origin.value, json.dumps(dict(f.provenance), sort_keys=True),
     )
+
+
+def _tags(tags: frozenset[Tag]) -> str:
+    return ",".join(sorted(str(t) for t in tags))

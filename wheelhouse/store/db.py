@@ -84,18 +84,16 @@ class Database:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise self._fail(e, "write") from None
+        tx = Transaction(db, self)
         try:
-            yield Transaction(db, self)
+            yield tx
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
+            if not tx.committed:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise self._fail(e, "write") from None
+        if not tx.committed:
+            tx.commit()
 
 
 class Transaction:
@@ -104,6 +102,18 @@ class Transaction:
     def __init__(self, db: sqlite3.Connection, owner: Database) -> None:
         self._db = db
         self._owner = owner
+        self.committed = False
+
+    def commit(self) -> None:
+        """Commit now, inside the block (for work that must follow the commit while still
+        in it); the block then ends without committing again."""
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise self._owner._fail(e, "write") from None
+        self.committed = True
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
@@ -111,6 +121,12 @@ class Transaction:
             return self._db.execute(sql, args).rowcount
         except sqlite3.Error as e:
             raise self._owner._fail(e, "write") from None
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return list(self._db.execute(sql, args))
+        except sqlite3.Error as e:
+            raise self._owner._fail(e, "read") from None
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Row | None:
         try:

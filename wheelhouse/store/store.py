@@ -3,16 +3,20 @@
 Layout under the store root::
 
     catalogue.sqlite3             what is published (the index reads only this)
+    catalogue.changed             the last committed generation, for readers (``changes``)
     files/<project>/<filename>    the bytes, never replaced once published
     files/<project>/<filename>.metadata   the wheel's METADATA (PEP 658)
-    tmp/                          staging; anything here is debris, never shown
+    tmp/                          staging, per writer (``staging``); never shown
+    locks/writer-<id>.lock        held by each live writer, so its staging is not debris
 
-(The build ledger keeps ``ledger.sqlite3``, ``logs/`` and ``locks/`` beside these.)
+(The build ledger keeps ``ledger.sqlite3``, ``logs/`` and more ``locks/`` beside these.)
 
-Publishing writes the file into ``tmp/``, then under the catalogue's write lock checks that the
-filename is new (or holds the same bytes), renames the file into place and commits its row. A
-crash at any point leaves at most an unlisted file, which the index never shows. Readers look
-only at the catalogue, and a generation counter tells them when to re-read it.
+Publishing writes the file into ``tmp/``, then under the catalogue's write lock checks that no
+file with the same identity is published with other bytes (the filename, or the same project,
+version and tags under another spelling or build tag), renames the file into place and
+commits its row. A crash at any point leaves at most an unlisted file, which the index never
+shows and the next writer removes. Readers look only at the catalogue; the change marker and
+a generation counter tell them when to re-read it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +35,12 @@ from packaging.version import Version
 
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
 from wheelhouse.store import catalogue
+from wheelhouse.store.changes import ChangeMarker
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
+from wheelhouse.store.staging import LOOSE_MAX_AGE, Intent, Staging
 
 _CHUNK = 1 << 20
+_READ_PROTECTED = "read-protected"
 
 
 def sha256_file(path: Path) -> str:
@@ -62,6 +67,8 @@ class Store:
         self.root = Path(os.path.abspath(root))
         self.readonly = readonly
         self._catalogue = catalogue.Catalogue(self.root, readonly=readonly)
+        self._staging = Staging(self.root)
+        self._changes = ChangeMarker(self.root)
         if readonly:
             if not (self.root / catalogue.FILENAME).is_file():
                 raise StoreError(
@@ -76,9 +83,9 @@ class Store:
         try:
             for sub in ("files", "tmp", "locks"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
-            # Fail now, with the store named, rather than halfway through a build.
-            with tempfile.NamedTemporaryFile(dir=self.root / "tmp"):
-                pass
+            # Fail now, with the store named, rather than halfway through a build; this also
+            # takes this writer's lock, so nobody mistakes its staging for debris.
+            self._staging.new_file().unlink()
         except OSError as e:
             raise StoreError(
                 f"cannot write the store at {self.root}: {e}",
@@ -88,6 +95,8 @@ class Store:
         # an exclusive lock and does not wait); one at a time, under a file lock.
         with file_lock(self.root / "locks" / "catalogue.lock"):
             self._catalogue.create()
+        self._changes.bump(self._catalogue.generation())
+        self.clean_staging()
 
     # -- paths -----------------------------------------------------------------------------
     def file_path(self, f: StoredFile) -> Path:
@@ -97,12 +106,28 @@ class Store:
         return self.root / "files" / f.project / (f.filename + ".metadata")
 
     def tmp_dir(self) -> Path:
-        """Scratch space on the store's filesystem (staging, build work directories)."""
-        return self.root / "tmp"
+        """Scratch space on the store's filesystem (build work directories), this writer's
+        own: whatever a crashed process leaves here is removed by the next writer."""
+        return self._staging.scratch()
 
     # -- reading ---------------------------------------------------------------------------
     def generation(self) -> int:
         return self._catalogue.generation()
+
+    def read_protected(self) -> bool:
+        """Whether a server has served this store with a read token: its contents are not
+        for everyone, and an export of it must ask for the token too."""
+        return self._catalogue.meta(_READ_PROTECTED) == "1"
+
+    def mark_read_protected(self) -> None:
+        """Remember that reading this store needs a token (for ``read_protected``)."""
+        if self._catalogue.meta(_READ_PROTECTED) != "1":
+            self._catalogue.set_meta(_READ_PROTECTED, "1")
+
+    def change_token(self) -> int | None:
+        """What the change marker says (one read, no SQLite): it differs from the last value
+        seen after every commit. None when the store has no marker yet."""
+        return self._changes.read()
 
     def projects(self) -> list[NormalizedName]:
         return self._catalogue.projects()
@@ -130,15 +155,10 @@ class Store:
     def staging_file(self, suffix: str = "") -> Path:
         """A fresh path in the store's staging area, on the same filesystem as ``files/``."""
         try:
-            fd, name = tempfile.mkstemp(dir=self.tmp_dir(), suffix=suffix)
+            return self._staging.new_file(suffix)
         except OSError as e:
-            raise StoreError(f"cannot write to the store's staging area {self.tmp_dir()}: "
+            raise StoreError(f"cannot write to the store's staging area {self.root / 'tmp'}: "
                              f"{e}") from None
-        # Published files are public: servers running as another user (nginx, the index
-        # image) must read them, and exports can hard-link them. mkstemp makes them 0600.
-        os.fchmod(fd, 0o644)
-        os.close(fd)
-        return Path(name)
 
     def publish(
         self,
@@ -153,9 +173,12 @@ class Store:
     ) -> PublishResult:
         """Publish ``source`` under ``filename`` (default: its own name). Atomic and immutable.
 
-        Same bytes under an existing name are a no-op (IDENTICAL); different bytes raise
-        PublishConflict and leave the published file untouched. With ``consume`` the source
-        file is moved (it must be in this store's staging area), otherwise copied.
+        A file's identity is its project, version (PEP 440 equality) and tag set (and kind):
+        the same bytes again under the same identity are a no-op (IDENTICAL, the file already
+        published); other bytes raise PublishConflict and leave the published file untouched,
+        whether they come under the same filename or another spelling or build tag of it.
+        With ``consume`` the source file is moved (it must be on the store's filesystem),
+        otherwise copied.
         """
         # Imported here: reading archives needs gzip, lzma and tarfile, which a run that only
         # reads the catalogue (a no-op build, the server) never loads.
@@ -196,27 +219,31 @@ class Store:
             _fsync_file(staged)
         except OSError as e:
             raise StoreError(f"cannot write {final}: {e}") from None
+        meta_path = self.metadata_path(stored)
         with self._catalogue.db.transaction() as tx:
             existing = catalogue.existing(tx, stored.filename)
+            if existing is None:
+                existing = catalogue.same_release(tx, stored)
             if existing is not None:
                 if existing.sha256 == stored.sha256:
                     return PublishResult(status=PublishStatus.IDENTICAL, file=existing)
-                raise PublishConflict(
-                    f"{stored.filename} is already published with different bytes "
-                    f"(sha256 {existing.sha256[:12]}…, offered {stored.sha256[:12]}…)",
-                    hint="published files never change; publish a new version or a new "
-                    "build tag instead",
-                )
+                raise _conflict(stored, existing)
             try:
-                if metadata is not None:
-                    self._write_atomic(self.metadata_path(stored), metadata)
-                # No row means nothing under this name was ever shown, so replacing debris
-                # left by a crashed publisher is safe.
-                os.replace(staged, final)
-                _fsync_dir(final.parent)
+                # If this process dies before the commit, the next writer removes what the
+                # intent names (no row will list it), so files and catalogue stay equal.
+                with self._staging.intent(stored.filename, (final, meta_path)):
+                    if metadata is not None:
+                        self._write_atomic(meta_path, metadata)
+                    # No row means nothing under this name was ever shown, so replacing
+                    # debris left by a crashed publisher is safe.
+                    os.replace(staged, final)
+                    _fsync_dir(final.parent)
+                    catalogue.insert(tx, stored)
+                    generation = catalogue.committed_generation(tx)
+                    tx.commit()
             except OSError as e:
                 raise StoreError(f"cannot write {final}: {e}") from None
-            catalogue.insert(tx, stored)
+        self._changes.bump(generation)
         return PublishResult(status=PublishStatus.PUBLISHED, file=stored)
 
     def _stage_copy(self, source: Path) -> Path:
@@ -249,17 +276,42 @@ class Store:
         with self._catalogue.db.transaction() as tx:
             if not catalogue.set_yanked(tx, filename, reason):
                 raise StoreError(f"{filename} is not in the store at {self.root}")
+            generation = catalogue.committed_generation(tx)
+        self._changes.bump(generation)
 
-    def clean_staging(self, older_than: float = 24 * 3600) -> int:
-        """Remove staging debris older than ``older_than`` seconds (crashed publishers)."""
-        removed = 0
-        cutoff = time.time() - older_than
-        for p in self.tmp_dir().iterdir():
-            with contextlib.suppress(OSError):
-                if p.is_file() and p.stat().st_mtime < cutoff:
-                    p.unlink()
-                    removed += 1
-        return removed
+    def clean_staging(self, older_than: float = LOOSE_MAX_AGE) -> int:
+        """Remove what crashed writers left in staging (at once: their locks are free) and
+        entries of unknown owners older than ``older_than`` seconds; and the files that a
+        writer killed mid-publish renamed into ``files/`` without a catalogue row."""
+        if self.readonly:
+            return 0
+        return self._staging.clean(self._settle, loose_max_age=older_than)
+
+    def _settle(self, intents: list[Intent]) -> None:
+        # Under the write lock: a live publisher renames only inside its own transaction.
+        with self._catalogue.db.transaction() as tx:
+            for intent in intents:
+                if catalogue.existing(tx, intent.filename) is not None:
+                    continue
+                for rel in intent.paths:
+                    path = self.root / rel
+                    if path.parent.parent == self.root / "files":
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+
+
+def _conflict(offered: StoredFile, existing: StoredFile) -> PublishConflict:
+    if existing.filename == offered.filename:
+        what = f"{offered.filename} is already published with different bytes"
+    else:
+        what = (f"{offered.filename} is the same release as the published "
+                f"{existing.filename} (project {offered.project}, version "
+                f"{existing.version}, the same tags), with different bytes")
+    return PublishConflict(
+        f"{what} (sha256 {existing.sha256[:12]}…, offered {offered.sha256[:12]}…)",
+        hint="published files never change; publish a new version instead",
+        existing=existing,
+    )
 
 
 @contextlib.contextmanager
