@@ -199,17 +199,32 @@ def _orphaned_containers() -> set[str]:
             if len(line.split()) == 2 and owner_gone(line.split()[1])}
 
 
+def _stopped_image_containers() -> set[str]:
+    """Stopped containers of our images (they carry org.wheelhouse.family), such as the
+    intermediate containers a failed `docker build` of a derived or example image keeps."""
+    done = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--filter", "label=org.wheelhouse.family",
+         "--filter", "status=exited", "--filter", "status=created", "--format", "{{.ID}}"],
+        capture_output=True, text=True, check=False)
+    return set(done.stdout.split())
+
+
+def _leftovers() -> set[str]:
+    return _orphaned_containers() | _stopped_image_containers()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_container_left_behind() -> Iterator[None]:
-    """Every builder or check container wheelhouse starts during the tests is removed,
+    """Every builder or check container wheelhouse starts during the tests is removed, and so
+    is every container a `docker build` of ours starts,
     whatever the test did: checked once all tests have run (where an engine exists). Every
     wheelhouse process the tests started has ended by then, so a container of theirs still
     there is an orphan; containers of live processes (a run beside the tests) are not ours."""
-    before = _orphaned_containers() if engine_ready() is None else set()
+    before = _leftovers() if engine_ready() is None else set()
     yield
     if engine_ready() is not None:
         return
-    left = sorted(_orphaned_containers() - before)
+    left = sorted(_leftovers() - before)
     if left:
         subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
     assert not left, f"{len(left)} wheelhouse container(s) were left behind"

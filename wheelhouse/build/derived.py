@@ -57,7 +57,9 @@ def ensure_derived(
                 f"LABEL org.wheelhouse.derived-from={shlex.quote(base_id)} "
                 f"org.wheelhouse.system-packages={shlex.quote(' '.join(sorted(packages)))}\n"
                 f"RUN {install_script(packages)}\n")
-            cmd = [engine, "build", "--network", "host", "-t", tag]
+            # --force-rm: a failed install must not leave its container behind (the classic
+            # builder keeps the intermediate container of a failed step).
+            cmd = [engine, "build", "--network", "host", "--force-rm", "-t", tag]
             for key, value in build_args.items():
                 cmd += ["--build-arg", f"{key}={value}"]
             try:
