@@ -192,6 +192,9 @@ def test_links_page_lists_every_file_of_every_project() -> None:
                                                          other.filename])
     href = next(a["attrs"]["href"] for a in anchors if a["text"] == other.filename)
     assert urljoin("http://h/links/", href).startswith("http://h/files/other/other-0.1-")
+    # pip 22.3-23.0 discard find-links files whose metadata spells the name unnormalized.
+    assert not any("data-core-metadata" in a["attrs"] or "data-dist-info-metadata" in a["attrs"]
+                   for a in anchors)
 
 
 def test_page_of_files_from_another_project_is_refused() -> None:

@@ -11,7 +11,7 @@ import hashlib
 import html
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import lru_cache
 from operator import attrgetter
@@ -173,9 +173,16 @@ def project_html(project: NormalizedName, files: Iterable[StoredFile]) -> Page:
 
 
 def links_html(files: Iterable[StoredFile]) -> Page:
-    """The flat ``--find-links`` page: every file of every project, relative to ``/links/``."""
+    """The flat ``--find-links`` page: every file of every project, relative to ``/links/``.
+
+    No PEP 658 attributes here: pip 22.3 to 23.0 (Debian bookworm's pip, CPython 3.11.2's
+    bundled pip) compare the metadata's Name with the requested name unnormalized for
+    find-links files, and discard ``MarkupSafe`` when ``markupsafe`` was asked for. Without
+    them pip reads the metadata from the wheel it downloads anyway; the project pages keep it.
+    """
     ordered = sorted(files, key=lambda f: (f.project, f.filename))
-    lines = ["<h1>Links</h1>"] + [_anchor(store_row(f, FROM_LINKS_PAGE)) for f in ordered]
+    lines = ["<h1>Links</h1>"] + [
+        _anchor(replace(store_row(f, FROM_LINKS_PAGE), core_metadata=None)) for f in ordered]
     return Page.of(_html_document("Links", lines))
 
 
