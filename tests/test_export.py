@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,8 +23,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import free_port, wheelhouse
+from tests.conftest import wheelhouse
 from tests.distributions import write_sdist, write_wheel
+from tests.nginx import executable, start_nginx
 from wheelhouse.errors import StoreError, UsageError
 from wheelhouse.export import MARKER, export
 from wheelhouse.server import ServerOptions, create_app
@@ -337,52 +337,14 @@ class Nginx:
         return (self.prefix / "logs" / "access.log").read_text()
 
 
-def nginx_config(port: int) -> str:
-    """The shipped config, listening on loopback only (the one change a test makes)."""
-    text = NGINX_CONF.read_text()
-    changed, count = re.subn(r"(?m)^(\s*)listen\s+\S+;", rf"\1listen 127.0.0.1:{port};", text)
-    assert count == 1, "server/nginx.conf should have exactly one listen directive"
-    return changed
-
-
-def start_nginx(prefix: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """nginx in the foreground with every path under ``prefix`` (not the system service)."""
-    exe = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    assert exe is not None
-    (prefix / "logs").mkdir(exist_ok=True)
-    (prefix / "tmp").mkdir(exist_ok=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(nginx_config(port))
-    # As root, nginx would run its workers as "nobody", which cannot enter pytest's private
-    # temporary directories; the shipped config deliberately names no user.
-    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    cmd = [exe, "-p", str(prefix), "-c", str(conf), "-g", directives]
-    check = subprocess.run([*cmd, "-t"], capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2):
-                return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                _, err = proc.communicate()
-                raise AssertionError(f"nginx did not start: {err.decode()}") from None
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    if shutil.which("nginx") is None and shutil.which("nginx", path="/usr/sbin") is None:
+    if executable() is None:
         pytest.skip("nginx is not installed (Debian: apt-get install -y nginx)")
     prefix = tmp_path_factory.mktemp("nginx")
     store_root = make_store(prefix / "store")
     export(store_root, prefix / "export")
-    proc, base = start_nginx(prefix)
+    proc, base = start_nginx(prefix, NGINX_CONF.read_text())
     try:
         yield Nginx(base=base, prefix=prefix)
     finally:

@@ -7,11 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import re
-import shutil
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, free_port, wheelhouse
+from tests.conftest import clean_env, wheelhouse
+from tests.nginx import executable, start_nginx
 from tests.test_export import make_store
 from wheelhouse import nginx
 from wheelhouse.server import ServerOptions, create_app
@@ -109,31 +105,15 @@ def _fetch(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 @pytest.fixture
 def nginx_base(protected: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    exe = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if exe is None:
+    if executable() is None:
         pytest.skip("nginx is not installed (Debian: apt-get install -y nginx)")
     prefix = tmp_path / "web"
     out = prefix / "export"
     done = wheelhouse("export", "--store", str(protected), str(out),
                       env=clean_env(WHEELHOUSE_READ_TOKEN=TOKEN))
     assert done.returncode == 0, done.stderr
-    for sub in ("logs", "tmp"):
-        (prefix / sub).mkdir()
-    port = free_port()
-    conf = out.with_name("export.nginx.conf")
-    conf.write_text(re.sub(r"(?m)^(\s*)listen\s+\S+;", rf"\1listen 127.0.0.1:{port};",
-                           conf.read_text()))
-    directives = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
-    cmd = [exe, "-p", str(prefix), "-c", str(conf), "-g", directives]
-    check = subprocess.run([*cmd, "-t"], capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_nginx(prefix, out.with_name("export.nginx.conf").read_text())
     try:
-        deadline = time.monotonic() + 20
-        while _fetch(f"{base}/health")[0] != 200:
-            assert proc.poll() is None and time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
         yield base, out
     finally:
         proc.terminate()
