@@ -121,27 +121,32 @@ def _exports(elf: bytes, symbol: str) -> bool:
 
 
 def top_level_modules(wheel: Path) -> list[str]:
-    """The importable names a wheel installs: ``top_level.txt`` when it has one, else the
-    top-level packages and modules it contains."""
+    """The importable names a wheel installs: the top-level packages and modules it contains,
+    in the order of ``top_level.txt`` where it has one. That file may name modules the wheel
+    does not hold at the top (bcrypt 3.2 lists ``_bcrypt``, a cffi module it installs as
+    ``bcrypt/_bcrypt``), so only what the wheel holds is imported."""
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
+        contained = set()
+        for name in names:
+            first = PurePosixPath(name).parts[0]
+            if first.endswith((".dist-info", ".data", ".libs")):
+                continue
+            if "/" in name:
+                contained.add(first)
+            elif name.endswith(".py"):
+                contained.add(name[:-3])
+            elif name.endswith(".so"):
+                contained.add(name.split(".", 1)[0])
         listed = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/top_level.txt")]
         if listed:
             text = zf.read(listed[0]).decode("utf-8", "replace")
-            found = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            return sorted({m.replace("/", ".") for m in found if _importable(m.split("/")[0])})
-    out = set()
-    for name in names:
-        first = PurePosixPath(name).parts[0]
-        if first.endswith((".dist-info", ".data", ".libs")):
-            continue
-        if "/" in name:
-            out.add(first)
-        elif name.endswith(".py"):
-            out.add(name[:-3])
-        elif name.endswith(".so"):
-            out.add(name.split(".", 1)[0])
-    return sorted(m for m in out if _importable(m))
+            found = {ln.strip().replace("/", ".") for ln in text.splitlines() if ln.strip()}
+            kept = sorted(m for m in found
+                          if m.split(".")[0] in contained and _importable(m.split(".")[0]))
+            if kept:
+                return kept
+    return sorted(m for m in contained if _importable(m))
 
 
 def _importable(name: str) -> bool:
