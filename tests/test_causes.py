@@ -56,6 +56,13 @@ running install
 [exit 1 after 61.9 s]"""
 
 
+# A derived image's install, as the classic builder prints it (colour codes included).
+UNKNOWN_PACKAGE = """$ docker build --network host --force-rm -t wheelhouse/derived-... .
+Step 3/3 : RUN set -e; if command -v apk >/dev/null; then apk add --no-cache libpq-dev; fi
+\x1b[91mERROR: unable to select packages: libpq-dev (no such package)
+\x1b[0mThe command '/bin/sh -c set -e; if command -v apk' returned a non-zero code: 1"""
+
+
 @pytest.mark.parametrize(("log", "line", "fix"), [
     (CYTHON3, "AttributeError: 'build_ext' object has no attribute 'cython_sources'",
      'build-constraints = ["cython<3"]'),
@@ -65,6 +72,7 @@ running install
     (LONGINTREPR, "longintrepr.h: No such file or directory", "pin a newer release"),
     (DYNAMIC_REQUIREMENT, "Could not find a version that satisfies the requirement cppy",
      "build-constraints"),
+    (UNKNOWN_PACKAGE, "unable to select packages: libpq-dev", "check libpq-dev in"),
 ])
 def test_known_causes_name_the_line_and_the_fix(log: str, line: str, fix: str) -> None:
     why = explain(log, project="demo", target="cp311-musllinux_x86_64")
@@ -96,3 +104,30 @@ def test_a_build_that_says_nothing_shows_its_last_words() -> None:
 def test_every_pattern_compiles_and_has_a_hint() -> None:
     assert patterns(), "causes.toml loads"
     assert all(p.hint for p in patterns())
+
+
+FELL_BACK = """$ python3.11 -m build --wheel ...
+msgpack/_cmsgpack.cpp:196:12: fatal error: longintrepr.h: No such file or directory
+compilation terminated.
+WARNING: Failed to compile extension modules.
+msgpack uses fallback pure python implementation.
+Successfully built msgpack-1.0.2-cp311-cp311-linux_x86_64.whl
+[exit 0 after 9.1 s]
+$ python3.11 -m auditwheel repair --plat auto -w repaired dist/msgpack-1.0.2-cp311-cp311-...whl
+INFO:auditwheel.main_repair:This does not look like a platform wheel, no ELF executable or \
+shared library file (including compiled Python C extension) found in the wheel archive
+[exit 1 after 0.6 s]"""
+
+
+def test_a_fallback_to_pure_python_shows_why_the_extension_did_not_compile() -> None:
+    # The repair fails, but its complaint is an effect: the compile error before it says why
+    # (msgpack 1.0.2 and PyYAML 5.4.1 without libyaml on the stand-ins did this).
+    why = explain(FELL_BACK, project="msgpack", target="cp311-manylinux_x86_64")
+    assert why.lines == ("msgpack/_cmsgpack.cpp:196:12: fatal error: longintrepr.h: No such "
+                         "file or directory",)
+    assert why.summary is not None and "no compiled extension" in why.summary
+    assert why.hint is not None and "pin a newer release" in why.hint
+    missing_yaml = FELL_BACK.replace("msgpack/_cmsgpack.cpp:196:12: fatal error: longintrepr.h",
+                                     "yaml/_yaml.h:2:10: fatal error: yaml.h")
+    assert "system-packages for pyyaml" in str(explain(missing_yaml, project="pyyaml",
+                                                       target="t").hint)

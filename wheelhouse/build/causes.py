@@ -32,6 +32,7 @@ _NOISE = re.compile("|".join([
     r"^\S*(?:gcc|cc|g\+\+|c\+\+|clang) .* -c \S", r"checking .*\.\.\.",
     r"^\$ ", r"^\[exit \d+", r"^# wheelhouse",
 ]))
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _WARNING = re.compile(r"warning|^\s*In (file included|function)|^\S+: In function", re.I)
 
 
@@ -41,6 +42,9 @@ class Pattern:
     regex: re.Pattern[str]
     summary: str
     hint: str
+    #: the failing command only reports a failure of an earlier one (a build that fell back
+    #: to pure Python when its extension did not compile): the cause is read before it.
+    earlier: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,12 +69,14 @@ def patterns() -> tuple[Pattern, ...]:
                          .read_text(encoding="utf-8"))
     out = []
     for i, entry in enumerate(data.get("cause", [])):
-        unknown = set(entry) - {"name", "pattern", "summary", "hint"}
+        unknown = set(entry) - {"name", "pattern", "summary", "hint", "earlier"}
         if unknown or not all(isinstance(entry.get(k), str) for k in ("name", "pattern",
-                                                                       "hint")):
+                                                                       "hint")) \
+                or not isinstance(entry.get("earlier", False), bool):
             raise ValueError(f"causes.toml: entry {i} ({entry.get('name')!r}) is malformed")
         out.append(Pattern(name=entry["name"], regex=re.compile(entry["pattern"]),
-                           summary=entry.get("summary", ""), hint=entry["hint"]))
+                           summary=entry.get("summary", ""), hint=entry["hint"],
+                           earlier=entry.get("earlier", False)))
     return tuple(out)
 
 
@@ -80,13 +86,14 @@ def explain(log: str, *, project: str, target: str) -> Explanation:
     The part of the log after its last command line (``$ ...``) is read first: that is the
     command that failed, and earlier commands' warnings are not its cause.
     """
-    lines = [ln.rstrip() for ln in log.splitlines()[-5000:] if ln.strip()]
+    lines = [_ANSI.sub("", ln).rstrip() for ln in log.splitlines()[-5000:] if ln.strip()]
     starts = [i for i, ln in enumerate(lines) if ln.startswith("$ ")]
     last = lines[starts[-1]:] if starts else lines
     for part in (last, lines):
         found = _explain(part, project=project, target=target)
         if found.lines or found.hint:
-            return found
+            return _with_earlier(found, lines[:starts[-1]] if starts else [],
+                                 project=project, target=target)
     # Nothing recognisable (a build that stops without saying why): its last words.
     tail = [ln.strip() for ln in last if not _NOISE.search(ln) and not _WARNING.search(ln)]
     return Explanation(lines=tuple(_short(ln) for ln in tail[-2:]))
@@ -119,6 +126,24 @@ def _explain(lines: list[str], *, project: str, target: str) -> Explanation:
     return Explanation(lines=tuple(found[:MAX_LINES]),
                        summary=pattern.summary.format_map(values) or None,
                        hint=pattern.hint.format_map(values), pattern=pattern.name)
+
+
+def _with_earlier(found: Explanation, before: list[str], *, project: str, target: str
+                  ) -> Explanation:
+    """A pattern marked ``earlier`` names the effect; the commands before it say the cause
+    (msgpack 1.0.2: longintrepr.h missing, so no extension, so auditwheel has nothing to
+    repair). Their cause lines come first, and their known pattern gives the hint."""
+    known = {p.name: p for p in patterns()}
+    if found.pattern is None or not known[found.pattern].earlier or not before:
+        return found
+    cause = _explain(before, project=project, target=target)
+    if not cause.lines:
+        return found
+    summary = found.summary
+    if cause.summary:
+        summary = f"{cause.summary}, and {found.summary}" if found.summary else cause.summary
+    return Explanation(lines=cause.lines, summary=summary, hint=cause.hint or found.hint,
+                       pattern=cause.pattern or found.pattern)
 
 
 def _short(line: str) -> str:
