@@ -5,7 +5,7 @@ a hostile upstream, kill -9 loops, and requests/s on a project page with 256 con
     python bench/bench_hostile.py slow-clients [--max-connections 10000]
     python bench/bench_hostile.py upstream     [--flood 40]
     python bench/bench_hostile.py crash        [--rounds 50]   (always this checkout)
-    python bench/bench_hostile.py rps          [--duration 5] [--rounds 3]
+    python bench/bench_hostile.py rps          [--server granian|builtin|both] [--duration 5]
     python bench/bench_hostile.py all
 
 ``--python PY --checkout DIR`` runs the server of another checkout (its own venv's python,
@@ -208,22 +208,23 @@ def run_rps(args: argparse.Namespace) -> None:
             f"local paths = {{{paths}}}\nlocal i = math.random(#paths)\n"
             'wrk.headers["Accept"] = "application/vnd.pypi.simple.v1+json"\n'
             "request = function() i = i % #paths + 1 return wrk.format(\"GET\", paths[i]) end\n")
-        results = []
-        with running(args, store, *server_flags("granian", args), *args.server_args) as served:
-            time.sleep(1.0)
-            for _ in range(args.rounds or 3):
-                out = subprocess.run(
-                    ["wrk", "-t1", "-c256", f"-d{args.duration:g}s", "--timeout=5s", "-s",
-                     str(script), served.base + "/"],
-                    capture_output=True, text=True, check=True).stdout
-                rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-                errors = [ln.strip() for ln in out.splitlines()
-                          if "Socket errors" in ln or "Non-2xx" in ln]
-                results.append(float(rps.group(1)) if rps else 0.0)
-                print(f"  {results[-1]:>9.0f} req/s  {'; '.join(errors) or 'no errors'}",
-                      flush=True)
-        print(f"/simple/<p>/ with 256 connections (granian, 2 workers): median "
-              f"{statistics.median(results):.0f} req/s")
+        for kind in ["granian", "builtin"] if args.server == "both" else [args.server]:
+            results = []
+            with running(args, store, *server_flags(kind, args), *args.server_args) as served:
+                time.sleep(1.0)
+                for _ in range(args.rounds or 3):
+                    out = subprocess.run(
+                        ["wrk", "-t1", "-c256", f"-d{args.duration:g}s", "--timeout=5s", "-s",
+                         str(script), served.base + "/"],
+                        capture_output=True, text=True, check=True).stdout
+                    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                    errors = [ln.strip() for ln in out.splitlines()
+                              if "Socket errors" in ln or "Non-2xx" in ln]
+                    results.append(float(rps.group(1)) if rps else 0.0)
+                    print(f"  {results[-1]:>9.0f} req/s  {'; '.join(errors) or 'no errors'}",
+                          flush=True)
+            print(f"/simple/<p>/ with 256 connections ({kind}): median "
+                  f"{statistics.median(results):.0f} req/s", flush=True)
 
 
 def main() -> None:
