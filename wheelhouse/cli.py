@@ -187,7 +187,7 @@ def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tup
 
     if not dry_run:
         return Store(path), Ledger(path)
-    if (path / "catalogue.sqlite3").is_file():
+    if Store.exists(path):
         return Store(path, readonly=True), Ledger(path, readonly=True)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
     return Store(tmp), Ledger(tmp)

@@ -62,6 +62,11 @@ class Store:
     (builds, fetches, uploads). Every failure of the catalogue is a ``StoreError``.
     """
 
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether ``root`` holds a store (its catalogue), without opening or creating one."""
+        return (root / catalogue.FILENAME).is_file()
+
     def __init__(self, root: Path, *, readonly: bool = False) -> None:
         # Absolute, so paths handed to builders and subprocesses do not depend on their cwd.
         self.root = Path(os.path.abspath(root))
@@ -70,7 +75,7 @@ class Store:
         self._staging = Staging(self.root)
         self._changes = ChangeMarker(self.root)
         if readonly:
-            if not (self.root / catalogue.FILENAME).is_file():
+            if not Store.exists(self.root):
                 raise StoreError(
                     f"no wheelhouse store at {self.root}",
                     hint="run `wheelhouse build` first, or point --store at an existing store",
