@@ -4,6 +4,8 @@ cffi, psycopg2, ujson, yarl) in the stand-in builders."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from wheelhouse.build.causes import explain, patterns
@@ -78,7 +80,7 @@ def test_known_causes_name_the_line_and_the_fix(log: str, line: str, fix: str) -
     why = explain(log, project="demo", target="cp311-musllinux_x86_64")
     assert any(line in cause for cause in why.lines), why.lines
     assert why.hint is not None and fix in why.hint, why.hint
-    assert "{" not in why.hint, "every placeholder is filled"
+    assert not re.search(r"\{\w+\}", why.hint), "every placeholder is filled"
 
 
 def test_wrappers_and_context_are_not_causes() -> None:

@@ -36,6 +36,21 @@ def test_config_file_replaces_pyproject(tmp_path: Path) -> None:
     assert s.package("psycopg2").system_packages == ("libpq-dev",)
 
 
+def test_system_packages_per_package_manager(tmp_path: Path) -> None:
+    # The pypa manylinux_2_28 images use dnf (libffi-devel), musllinux apk (libffi-dev).
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.wheelhouse.packages.cffi]\n"
+        "system-packages = { dnf = ['libffi-devel'], apk = ['libffi-dev'] }\n")
+    s = load_settings(cwd=tmp_path, environ={})
+    assert s.package("cffi").system_packages == (("apk", ("libffi-dev",)),
+                                                  ("dnf", ("libffi-devel",)))
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.wheelhouse.packages.cffi]\nsystem-packages = { brew = ['libffi'] }\n")
+    with pytest.raises(ConfigError, match="'brew' is not a package manager") as e:
+        load_settings(cwd=tmp_path, environ={})
+    assert "apk" in (e.value.hint or "")
+
+
 @pytest.mark.parametrize(("text", "suggestion"), [
     ("[tool.wheelhouse]\nindex_ulr = 'x'\n", "index-url"),
     ("[tool.wheelhouse]\nstroe = 'x'\n", "store"),

@@ -217,8 +217,11 @@ def test_system_packages_go_into_a_derived_image_and_builds_stay_offline(
     links.mkdir()
     build_sdist("whffi", links)
     cfg = tmp_path / "wh.toml"
+    # Per package manager, as a user of the pypa images writes it (dnf on manylinux_2_28,
+    # apk on musllinux); the stand-ins use apt-get and an apk shim.
     cfg.write_text(images_config.read_text() + '\n[tool.wheelhouse.packages.whffi]\n'
-                   'system-packages = ["libffi-dev"]\n')
+                   'system-packages = { apk = ["libffi-dev"], apt-get = ["libffi-dev"], '
+                   'dnf = ["libffi-devel"], yum = ["libffi-devel"] }\n')
     reqs = tmp_path / "r.txt"
     reqs.write_text(f"--find-links {links}\nwhffi==1.0.0\n")
     store = tmp_path / "store"

@@ -50,11 +50,18 @@ def default_store() -> Path:
     return Path(base) / "wheelhouse" / "store"
 
 
+#: system packages for any image (names), or per package manager ((manager, names) pairs).
+SystemPackages = tuple[str, ...] | tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackageSettings:
     """Per-package build settings (``[tool.wheelhouse.packages.<name>]``)."""
 
-    system_packages: tuple[str, ...] = ()
+    #: system packages for any builder image (a list in the config), or per package manager
+    #: as sorted (manager, packages) pairs (a table keyed by apk, dnf, yum, apt-get), for
+    #: images whose managers name the library differently (libffi-dev, libffi-devel).
+    system_packages: SystemPackages = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     auditwheel_exclude: tuple[str, ...] = ()
     build_from_source: bool = False
@@ -214,6 +221,22 @@ def _constraints(key: str, v: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _system_packages(key: str, v: Any) -> SystemPackages:
+    if not isinstance(v, dict):
+        return _strs(key, v)
+    from wheelhouse.platforms import platforms
+
+    managers = [m.command for m in platforms().package_managers]
+    out = []
+    for manager, names in sorted(v.items()):
+        if manager not in managers:
+            raise ConfigError(f"{key}: {manager!r} is not a package manager wheelhouse knows",
+                              hint="key the table by " + ", ".join(managers)
+                              + "; or give one list for every image")
+        out.append((manager, _strs(f"{key}.{manager}", names)))
+    return tuple(out)
+
+
 def _test(key: str, v: Any) -> str:
     if v is False:
         return ""
@@ -224,7 +247,7 @@ def _test(key: str, v: Any) -> str:
 
 
 _PACKAGE_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "system-packages": ("system_packages", _strs),
+    "system-packages": ("system_packages", _system_packages),
     "environment": ("environment", _str_map),
     "auditwheel-exclude": ("auditwheel_exclude", _strs),
     "build-from-source": ("build_from_source", _bool),

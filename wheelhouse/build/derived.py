@@ -8,11 +8,12 @@ import hashlib
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
 from wheelhouse.build.errors import BuildFailed
+from wheelhouse.config import SystemPackages
 from wheelhouse.platforms import platforms
 from wheelhouse.store import file_lock
 
@@ -20,24 +21,50 @@ from wheelhouse.store import file_lock
 TIMEOUT = 1800
 
 
-def derived_tag(base_id: str, packages: Sequence[str]) -> str:
-    key = hashlib.sha256(("\0".join([base_id, *sorted(set(packages))])).encode())
+def for_manager(wanted: SystemPackages, manager: str) -> tuple[str, ...]:
+    """The packages to install with ``manager``: the list, or the table's entry for it."""
+    names: list[str] = []
+    for item in wanted:
+        if isinstance(item, str):
+            names.append(item)
+        elif item[0] == manager:
+            names.extend(item[1])
+    return tuple(sorted(set(names)))
+
+
+def describe(wanted: SystemPackages) -> str:
+    """``libffi-dev`` for a list; ``apk: libffi-dev; dnf: libffi-devel`` for a table."""
+    if all(isinstance(item, str) for item in wanted):
+        return " ".join(sorted({str(item) for item in wanted}))
+    return "; ".join(f"{item[0]}: {' '.join(item[1])}" for item in wanted
+                     if not isinstance(item, str))
+
+
+def derived_tag(base_id: str, wanted: SystemPackages) -> str:
+    lists = all(isinstance(item, str) for item in wanted)
+    parts = sorted({str(item) for item in wanted}) if lists else [describe(wanted)]
+    key = hashlib.sha256(("\0".join([base_id, *parts])).encode())
     return f"wheelhouse/derived-{key.hexdigest()[:16]}:latest"
 
 
-def install_script(packages: Sequence[str]) -> str:
+def install_script(wanted: SystemPackages) -> str:
     """Install system packages with whichever package manager the image has (the managers
-    and their commands are platform data)."""
-    pkgs = sorted(set(packages))
-    branches = [f"command -v {m.command} >/dev/null; then {m.install_command(pkgs)}"
-                for m in platforms().package_managers]
+    and their commands are platform data). A table that names nothing for the image's
+    manager fails with a message saying so."""
+    branches = []
+    for m in platforms().package_managers:
+        pkgs = for_manager(wanted, m.command)
+        action = m.install_command(pkgs) if pkgs else (
+            f"echo 'system-packages names no packages for {m.command}, this image'\''s "
+            f"package manager' >&2; exit 1")
+        branches.append(f"command -v {m.command} >/dev/null; then {action}")
     names = ", ".join(m.command for m in platforms().package_managers)
     return ("set -e; if " + "; elif ".join(branches)
             + f"; else echo 'no known package manager ({names}) in the image' >&2; exit 1; fi")
 
 
 def ensure_derived(
-    engine: str, base: str, base_id: str, packages: Sequence[str], *, log: IO[str],
+    engine: str, base: str, base_id: str, packages: SystemPackages, *, log: IO[str],
     build_args: Mapping[str, str],
 ) -> str:
     """The tag of the derived image, built now unless it already exists."""
@@ -46,16 +73,16 @@ def ensure_derived(
     lock_dir.mkdir(exist_ok=True)
     with file_lock(lock_dir / (tag.split("/", 1)[1].replace(":", "-") + ".lock")):
         if _exists(engine, tag):
-            log.write(f"# system packages {' '.join(packages)}: using the derived image {tag}\n")
+            log.write(f"# system packages {describe(packages)}: using the derived image {tag}\n")
             return tag
-        log.write(f"# system packages {' '.join(packages)}: deriving {tag} from {base}\n")
+        log.write(f"# system packages {describe(packages)}: deriving {tag} from {base}\n")
         log.flush()
         with tempfile.TemporaryDirectory(prefix="wheelhouse-derive-") as tmp:
             dockerfile = Path(tmp) / "Dockerfile"
             dockerfile.write_text(
                 f"FROM {base}\n"
                 f"LABEL org.wheelhouse.derived-from={shlex.quote(base_id)} "
-                f"org.wheelhouse.system-packages={shlex.quote(' '.join(sorted(packages)))}\n"
+                f"org.wheelhouse.system-packages={shlex.quote(describe(packages))}\n"
                 f"RUN {install_script(packages)}\n")
             # --force-rm: a failed install must not leave its container behind (the classic
             # builder keeps the intermediate container of a failed step).
@@ -70,7 +97,7 @@ def ensure_derived(
                 rc = -9
         if rc != 0:
             raise BuildFailed(
-                f"installing the system packages {', '.join(packages)} into an image derived "
+                f"installing the system packages ({describe(packages)}) into an image derived "
                 f"from {base} failed (exit {rc}); check the package names for its package "
                 "manager")
         return tag
