@@ -158,6 +158,13 @@ def _json_core_metadata(f: Mapping[str, Any]) -> str | bool | None:
     return True if value is True else None
 
 
+def _absolute(page_url: str, url: str) -> str:
+    # PyPI's pages give absolute URLs; urljoin costs a third of parsing a 16,000-file page.
+    if url.startswith(("https://", "http://")):
+        return url
+    return urllib.parse.urljoin(page_url, url)
+
+
 def parse_json_page(data: bytes, page_url: str, source: str) -> list[Candidate]:
     """The files of a PEP 691 project page. Raises UpstreamError for a malformed one."""
 
@@ -194,7 +201,7 @@ def parse_json_page(data: bytes, page_url: str, source: str) -> list[Candidate]:
             continue
         size, upload_time = f.get("size"), f.get("upload-time")
         cand = candidate_from(
-            filename, urllib.parse.urljoin(page_url, url), sha256=sha,
+            filename, _absolute(page_url, url), sha256=sha,
             requires_python=requires_python,
             yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
             source=source, core_metadata=_json_core_metadata(f),
