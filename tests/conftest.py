@@ -3,8 +3,10 @@ client pips isolated from this machine's own pip configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,6 +111,7 @@ def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None 
         [sys.executable, "-m", "wheelhouse", "serve", "--store", str(store),
          "--host", "127.0.0.1", "--port", str(port), *args],
         stdout=logf, stderr=subprocess.STDOUT, text=True, env=env or clean_env(),
+        start_new_session=True,  # granian forks its workers into this group; see stop_server
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -120,6 +123,7 @@ def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None 
         except OSError:
             time.sleep(0.1)
     proc.kill()
+    _end_group(proc)
     raise RuntimeError("server did not start")
 
 
@@ -129,6 +133,14 @@ def stop_server(server: Server) -> None:
         server.proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.proc.kill()
+        server.proc.wait()
+    _end_group(server.proc)
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """Whatever is left of a server's process group (granian workers outlive a killed parent)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture

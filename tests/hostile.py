@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,10 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # granian's workers are forked into the server's process group (its own session):
+        # whatever of it is still there goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.returncode
 
 

@@ -5,6 +5,7 @@ start-up failures (busy port, missing store, no granian) are one clear error eac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -77,7 +78,16 @@ def launch(store: Path, port: int = 0, workers: int = 2,
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, str(store), str(port), str(workers), upload_token],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+        # its own process group, so reap() can end granian's forked workers too
+        start_new_session=True,
     )
+
+
+def reap(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """Kill whatever is left of a server's process group: granian's workers are forked,
+    and outlive their parent when it is killed rather than stopped."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def wait_ready(proc: subprocess.Popen[str]) -> Running:
@@ -93,10 +103,12 @@ def wait_ready(proc: subprocess.Popen[str]) -> Running:
         if match:
             return Running(proc=proc, base=match.group(2), port=int(match.group(3)))
     proc.kill()
+    reap(proc)
     raise AssertionError("production server did not become ready:\n" + "".join(lines))
 
 
-def stop(proc: subprocess.Popen[str]) -> int:
+def stop(proc: subprocess.Popen[str], *, then_reap: bool = True) -> int:
+    """SIGTERM, as a service manager stops it; then (by default) nothing of it is left."""
     proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout=20)
@@ -104,6 +116,9 @@ def stop(proc: subprocess.Popen[str]) -> int:
         proc.kill()
         proc.wait()
         raise
+    finally:
+        if then_reap:
+            reap(proc)
 
 
 def children(pid: int) -> list[int]:
@@ -252,11 +267,18 @@ def test_uploads_reach_every_worker(tmp_path: Path) -> None:
 
 def test_sigterm_stops_workers_and_exits_cleanly(store_root: Path) -> None:
     running = wait_ready(launch(store_root, workers=2))
-    workers = children(running.proc.pid)
-    assert len(workers) == 2
-    assert stop(running.proc) == 0
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    try:
+        # "ready" is printed as granian starts forking; the second worker may come a moment later
+        deadline = time.monotonic() + 10
+        while len(workers := children(running.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        assert stop(running.proc, then_reap=False) == 0
+        for pid in workers:
+            assert (not Path(f"/proc/{pid}").exists()
+                    or "Z" in Path(f"/proc/{pid}/stat").read_text())
+    finally:
+        reap(running.proc)
 
 
 # -- start-up failures ------------------------------------------------------------------------
@@ -340,6 +362,7 @@ def test_granian_command_line_with_the_factory(store_root: Path, tmp_path: Path)
         [exe, "--interface", "wsgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "2", "--blocking-threads", "2", "--no-ws", production.FACTORY_TARGET],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -361,3 +384,5 @@ def test_granian_command_line_with_the_factory(store_root: Path, tmp_path: Path)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        finally:
+            reap(proc)
