@@ -281,6 +281,30 @@ def test_sigterm_stops_workers_and_exits_cleanly(store_root: Path) -> None:
         reap(running.proc)
 
 
+def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:
+    """kill -9 of the server (an OOM kill) takes its workers with it, so the port is free for
+    the restart instead of held by orphans that serve on."""
+    running = wait_ready(launch(store_root, workers=2))
+    try:
+        deadline = time.monotonic() + 10
+        while len(workers := children(running.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        running.proc.kill()
+        running.proc.wait()
+        deadline = time.monotonic() + 10
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]]
+            time.sleep(0.05)
+        assert not alive, "workers outlived their supervisor"
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", running.port))
+    finally:
+        reap(running.proc)
+
+
 # -- start-up failures ------------------------------------------------------------------------
 
 

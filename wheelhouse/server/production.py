@@ -8,10 +8,13 @@ downloads are read through Python in 1 MiB blocks (see ``app.download``).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib.util
 import logging
+import os
 import resource
+import signal
 import socket
 import threading
 import time
@@ -58,6 +61,28 @@ _READY_TIMEOUT = 300.0
 def build_app(options: ServerOptions) -> WSGIApplication:
     """The app one worker serves: ``create_app``, hot path included."""
     return create_app(options)
+
+
+def _worker_app(options: ServerOptions, supervisor: int) -> WSGIApplication:
+    """What each forked worker loads: first it ties its life to the supervisor's."""
+    _exit_with(supervisor)
+    return build_app(options)
+
+
+def _exit_with(supervisor: int) -> None:
+    """Have the kernel send SIGTERM to this worker when the supervisor dies. Without it, a
+    supervisor killed with SIGKILL (an OOM kill, ``kill -9`` on a host) leaves its workers
+    serving and holding the port, so the restarted server cannot bind it. Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: nothing to tie
+        return
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def app_from_env() -> WSGIApplication:
@@ -239,8 +264,8 @@ def serve_production(
     # The loader is handed to each worker (inherited over fork, pickled over spawn): every
     # worker builds its own app from these options, and nothing goes through os.environ.
     # The workers' options say granian, so their budgets follow granian's thread count.
-    loader = partial(build_app, replace(options, server="granian", workers=workers,
-                                        threads=threads))
+    loader = partial(_worker_app, replace(options, server="granian", workers=workers,
+                                          threads=threads), os.getpid())
     try:
         server.serve(target_loader=loader, wrap_loader=False)
     except OSError as e:
