@@ -123,22 +123,31 @@ def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None 
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    _end_group(proc)
+    end_group(proc)
     raise RuntimeError("server did not start")
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-    _end_group(server.proc)
+    stop_group(server.proc, timeout=10)
 
 
-def _end_group(proc: subprocess.Popen[str]) -> None:
-    """Whatever is left of a server's process group (granian workers outlive a killed parent)."""
+def stop_group(proc: subprocess.Popen[str], *, timeout: float) -> int:
+    """SIGTERM to a server started in its own session, SIGKILL after ``timeout``; then
+    whatever is left of its process group. Returns the server's exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    end_group(proc)
+    return proc.returncode
+
+
+def end_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """Whatever is left of a server's process group: granian forks its workers, and they
+    outlive a parent that is killed rather than stopped."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 

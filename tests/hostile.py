@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.conftest import stop_group
 
 PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; "
               "q=0.1, text/html; q=0.01")
@@ -37,19 +37,8 @@ class Served:
     output: list[str] = field(default_factory=list)
 
     def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 20 s; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        # granian's workers are forked into the server's process group (its own session):
-        # whatever of it is still there goes too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        return self.proc.returncode
+        """SIGTERM, then SIGKILL after 20 s, then the rest of its group; the exit status."""
+        return stop_group(self.proc, timeout=20)
 
 
 def serve(store: Path, *args: str, env: dict[str, str] | None = None,

@@ -5,7 +5,6 @@ start-up failures (busy port, missing store, no granian) are one clear error eac
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.conftest import clean_env, free_port
+from tests.conftest import clean_env, end_group, free_port
 from tests.distributions import write_wheel
 from tests.test_export import (
     ALPHA,
@@ -78,16 +77,19 @@ def launch(store: Path, port: int = 0, workers: int = 2,
     return subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, str(store), str(port), str(workers), upload_token],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(),
-        # its own process group, so reap() can end granian's forked workers too
+        # its own process group, so end_group() can end granian's forked workers too
         start_new_session=True,
     )
 
 
-def reap(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    """Kill whatever is left of a server's process group: granian's workers are forked,
-    and outlive their parent when it is killed rather than stopped."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def two_workers(proc: subprocess.Popen[str]) -> list[int]:
+    """The server's two worker pids: "ready" is printed while granian is still forking, so
+    the second may come a moment later."""
+    deadline = time.monotonic() + 10
+    while len(workers := children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == 2
+    return workers
 
 
 def wait_ready(proc: subprocess.Popen[str]) -> Running:
@@ -103,7 +105,7 @@ def wait_ready(proc: subprocess.Popen[str]) -> Running:
         if match:
             return Running(proc=proc, base=match.group(2), port=int(match.group(3)))
     proc.kill()
-    reap(proc)
+    end_group(proc)
     raise AssertionError("production server did not become ready:\n" + "".join(lines))
 
 
@@ -118,7 +120,7 @@ def stop(proc: subprocess.Popen[str], *, then_reap: bool = True) -> int:
         raise
     finally:
         if then_reap:
-            reap(proc)
+            end_group(proc)
 
 
 def children(pid: int) -> list[int]:
@@ -268,17 +270,13 @@ def test_uploads_reach_every_worker(tmp_path: Path) -> None:
 def test_sigterm_stops_workers_and_exits_cleanly(store_root: Path) -> None:
     running = wait_ready(launch(store_root, workers=2))
     try:
-        # "ready" is printed as granian starts forking; the second worker may come a moment later
-        deadline = time.monotonic() + 10
-        while len(workers := children(running.proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers) == 2
+        workers = two_workers(running.proc)
         assert stop(running.proc, then_reap=False) == 0
         for pid in workers:
             assert (not Path(f"/proc/{pid}").exists()
                     or "Z" in Path(f"/proc/{pid}/stat").read_text())
     finally:
-        reap(running.proc)
+        end_group(running.proc)
 
 
 def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:
@@ -286,10 +284,7 @@ def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:
     the restart instead of held by orphans that serve on."""
     running = wait_ready(launch(store_root, workers=2))
     try:
-        deadline = time.monotonic() + 10
-        while len(workers := children(running.proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(workers) == 2
+        workers = two_workers(running.proc)
         running.proc.kill()
         running.proc.wait()
         deadline = time.monotonic() + 10
@@ -302,7 +297,7 @@ def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:
         with socket.socket() as again:
             again.bind(("127.0.0.1", running.port))
     finally:
-        reap(running.proc)
+        end_group(running.proc)
 
 
 # -- start-up failures ------------------------------------------------------------------------
@@ -409,4 +404,4 @@ def test_granian_command_line_with_the_factory(store_root: Path, tmp_path: Path)
             proc.kill()
             proc.wait()
         finally:
-            reap(proc)
+            end_group(proc)
