@@ -9,7 +9,6 @@ hashes, and the lock's files are offered as that release's only candidates, so t
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import NormalizedName
 
 from wheelhouse.errors import UsageError
-from wheelhouse.requirements import RequirementSet, parse_requirements
+from wheelhouse.requirements import RequirementSet, files_digest, parse_requirements
 
 if TYPE_CHECKING:
     from wheelhouse.lockfiles import Lockfile
@@ -45,11 +44,7 @@ class BuildInput:
     def digest(self) -> str:
         """A stable digest of the input: the path and bytes of every file read (the same
         digest as ``RequirementSet.digest`` when there are only requirements files)."""
-        h = hashlib.sha256()
-        for path in self.files:
-            h.update(str(path).encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
-        return h.hexdigest()
+        return files_digest(self.files)
 
     @property
     def size(self) -> int:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,15 +85,20 @@ class RequirementSet:
 
     def digest(self) -> str:
         """A stable digest of the inputs: the bytes of every file read."""
-        h = hashlib.sha256()
-        for path in self.files:
-            h.update(str(path).encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
-        return h.hexdigest()
+        return files_digest(self.files)
 
     @property
     def fully_pinned(self) -> bool:
         return all(r.pinned_version is not None for r in self.requirements)
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """A stable digest of input files: each one's path and bytes, in order."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 @dataclass
