@@ -58,6 +58,12 @@ running install
 [exit 1 after 61.9 s]"""
 
 
+# A host without gcc (the README's first command on a bare machine), as setuptools says it.
+NO_CC = """$ python3.11 -m build --wheel ...
+building 'netifaces' extension
+error: [Errno 2] No such file or directory: 'x86_64-linux-gnu-gcc'
+ERROR Backend subprocess exited when trying to invoke build_wheel"""
+
 # A derived image's install, as the classic builder prints it (colour codes included).
 UNKNOWN_PACKAGE = """$ docker build --network host --force-rm -t wheelhouse/derived-... .
 Step 3/3 : RUN set -e; if command -v apk >/dev/null; then apk add --no-cache libpq-dev; fi
@@ -75,6 +81,7 @@ Step 3/3 : RUN set -e; if command -v apk >/dev/null; then apk add --no-cache lib
     (DYNAMIC_REQUIREMENT, "Could not find a version that satisfies the requirement cppy",
      "build-constraints"),
     (UNKNOWN_PACKAGE, "unable to select packages: libpq-dev", "check libpq-dev in"),
+    (NO_CC, "No such file or directory: 'x86_64-linux-gnu-gcc'", "a C compiler"),
 ])
 def test_known_causes_name_the_line_and_the_fix(log: str, line: str, fix: str) -> None:
     why = explain(log, project="demo", target="cp311-musllinux_x86_64")
