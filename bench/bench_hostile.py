@@ -38,7 +38,8 @@ from tests.crash import build_kill_loop, server_kill_loop, store_problems
 from tests.distributions import write_wheel
 from tests.hostile import Holders, Served, answered, held_for, serve
 from tests.hostile_upstream import MALFORMED, HostileUpstream, flood
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 TOKEN = "bench-hostile-token"
 

@@ -54,7 +54,7 @@ from pathlib import Path
 from gen_store import BIG_PROJECT, Layout, populate
 
 from wheelhouse.export import export
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

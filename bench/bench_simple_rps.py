@@ -35,7 +35,8 @@ import wheelhouse
 # The fixture writers live with the tests; benches run from a checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.distributions import write_wheel as make_wheel
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -87,7 +88,8 @@ def wait_until_up(url: str, timeout: float = 60.0) -> None:
 def start_ours(store: Path, threads: int) -> tuple[subprocess.Popen[str], str]:
     code = (
         "import sys; from pathlib import Path; "
-        "from wheelhouse.server import ServerOptions, serve; "
+        "from wheelhouse.options import ServerOptions; "
+        "from wheelhouse.server.serving import serve; "
         "serve(ServerOptions(store=Path(sys.argv[1]), host='127.0.0.1', port=0, "
         "threads=int(sys.argv[2]), access_log=False), "
         "on_ready=lambda line: print(line, flush=True))"
@@ -126,7 +128,8 @@ def start_granian(exe: str, work: Path, store: Path) -> tuple[subprocess.Popen[s
     one-connection-per-request limit. Optional; granian is not a project dependency."""
     (work / "bench_app.py").write_text(
         "from pathlib import Path\n"
-        "from wheelhouse.server import ServerOptions, create_app\n"
+        "from wheelhouse.options import ServerOptions\n"
+        "from wheelhouse.server.app import create_app\n"
         f"app = create_app(ServerOptions(store=Path({str(store)!r})))\n"
     )
     port = free_port()

@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.distributions import wheel_bytes as _wheel_bytes
 from tests.distributions import wheel_filename
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 BIG_PROJECT = "bench-big"
 # A fixed date: identical inputs give identical bytes, so re-running over an existing store is

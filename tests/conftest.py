@@ -210,7 +210,7 @@ def make_venv(path: Path) -> Path:
 
 def _orphaned_containers() -> set[str]:
     """wheelhouse containers whose owner process no longer runs (see build.engine.owner)."""
-    from wheelhouse.build.engine import OWNER_LABEL, owner_gone
+    from wheelhouse.builder.engine import OWNER_LABEL, owner_gone
 
     done = subprocess.run(
         ["docker", "ps", "-a", "--no-trunc", "--filter", "label=org.wheelhouse.builder",

@@ -22,7 +22,7 @@ from pathlib import Path
 from tests.corpus import upload
 from tests.distributions import wheel_bytes, write_wheel
 from tests.hostile import serve
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 #: Kernel module source of this many bytes makes an upload take several writes.
 _PAYLOAD = 256 * 1024

@@ -22,7 +22,7 @@ from tests.crash import (
 )
 from tests.distributions import write_wheel
 from tests.hostile import get, serve
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse.build.derived import derived_tag, install_script
+from wheelhouse.builder.derived import derived_tag, install_script
 from wheelhouse.config import SystemPackages
 
 TABLE: SystemPackages = (("apk", ("libffi-dev",)), ("dnf", ("libffi-devel",)))

@@ -22,7 +22,8 @@ from wheelhouse.distributions import (
     read_wheel_metadata,
 )
 from wheelhouse.errors import InvalidDistribution
-from wheelhouse.store import Kind, Origin, Store
+from wheelhouse.store.model import Kind, Origin
+from wheelhouse.store.store import Store
 
 METADATA = "demo-1.0.dist-info/METADATA"
 HEAD = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import start_server, stop_server, wheelhouse
 from tests.distributions import write_sdist, write_wheel
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,10 @@ from tests.distributions import write_sdist, write_wheel
 from tests.nginx import executable, start_nginx
 from wheelhouse.errors import StoreError, UsageError
 from wheelhouse.export import MARKER, export
-from wheelhouse.server import ServerOptions, create_app
-from wheelhouse.store import Origin, Store
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX_CONF = REPO / "server" / "nginx.conf"

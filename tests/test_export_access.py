@@ -18,7 +18,8 @@ from tests.conftest import clean_env, wheelhouse
 from tests.nginx import executable, start_nginx
 from tests.test_export import make_store
 from wheelhouse import nginx
-from wheelhouse.server import ServerOptions, create_app
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
 
 TOKEN = "export-read-token"
 

@@ -31,9 +31,12 @@ from tests.distributions import write_wheel as make_wheel
 from tests.test_server import Anchors
 from tests.test_upload import READ_TOKEN, TOKEN, basic, client_env, make_sdist
 from wheelhouse.errors import UsageError
-from wheelhouse.server import ServerOptions, create_app, make_server
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
 from wheelhouse.server.fallthrough import UpstreamPages
-from wheelhouse.store import Origin, Store
+from wheelhouse.server.serving import make_server
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 JSON = "application/vnd.pypi.simple.v1+json"
 PIP_ACCEPT = f"{JSON}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"

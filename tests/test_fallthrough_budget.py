@@ -14,8 +14,10 @@ from flask.testing import FlaskClient
 
 from tests.distributions import write_wheel
 from tests.test_fallthrough import FakeUpstream
-from wheelhouse.server import ServerOptions, create_app
-from wheelhouse.store import Origin, Store
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 
 @pytest.fixture

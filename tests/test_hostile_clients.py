@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import clean_env
 from tests.corpus import PROJECT, VERSION, original, upload
 from tests.hostile import Served, answered, basic, held_for, holding, serve
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

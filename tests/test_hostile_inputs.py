@@ -24,7 +24,8 @@ from tests.corpus import (
 )
 from tests.distributions import write_wheel
 from tests.hostile import Served, get, serve
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from tests.conftest import clean_env
 from tests.corpus import PROJECT, VERSION, original
 from tests.hostile import Served, answered, get, serve
 from tests.hostile_upstream import JSON, MALFORMED, HostileUpstream, flood
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import clean_env
 from tests.corpus import evil, original, upload
 from tests.hostile import Served, serve
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Unit tests of wheelhouse.index: rendering of the simple pages and PEP 691 negotiation."""
+"""Unit tests of wheelhouse.simple.render: rendering of the simple pages and PEP 691 negotiation."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from packaging.tags import Tag
 from packaging.utils import NormalizedName
 
-from wheelhouse import index
-from wheelhouse.index import MediaType
-from wheelhouse.store import Kind, Origin, StoredFile
+from wheelhouse.simple import render
+from wheelhouse.simple.render import MediaType
+from wheelhouse.store.model import Kind, Origin, StoredFile
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -95,7 +95,7 @@ PAGE_URL = "http://h/simple/foo-bar/"
 
 
 def test_detail_html_is_html5_with_repository_version() -> None:
-    page = index.project_html(PROJECT, FILES)
+    page = render.project_html(PROJECT, FILES)
     assert page.body.startswith(b"<!DOCTYPE html>")
     metas = parse(page.body).metas
     versions = [m["content"] for m in metas if m.get("name") == "pypi:repository-version"]
@@ -104,7 +104,7 @@ def test_detail_html_is_html5_with_repository_version() -> None:
 
 
 def test_detail_html_one_anchor_per_file_text_is_filename() -> None:
-    anchors = parse(index.project_html(PROJECT, FILES).body).anchors
+    anchors = parse(render.project_html(PROJECT, FILES).body).anchors
     assert sorted(a["text"] for a in anchors) == sorted(f.filename for f in FILES)
     for a in anchors:
         href = a["attrs"]["href"]
@@ -114,27 +114,27 @@ def test_detail_html_one_anchor_per_file_text_is_filename() -> None:
 
 
 def test_detail_html_hrefs_are_relative_and_resolve_to_files() -> None:
-    anchors = parse(index.project_html(PROJECT, FILES).body).anchors
+    anchors = parse(render.project_html(PROJECT, FILES).body).anchors
     by_text = {a["text"]: a["attrs"]["href"] for a in anchors}
     url = urljoin(PAGE_URL, by_text["foo_bar-1.0-py3-none-any.whl"])
     assert url == f"http://h/files/foo-bar/foo_bar-1.0-py3-none-any.whl#sha256={SHA_A}"
 
 
 def test_plus_is_percent_encoded() -> None:
-    anchors = parse(index.project_html(PROJECT, FILES).body).anchors
+    anchors = parse(render.project_html(PROJECT, FILES).body).anchors
     href = next(a["attrs"]["href"] for a in anchors if a["text"].startswith("foo_bar-2.0"))
     assert "foo_bar-2.0%2Blocal-py3-none-any.whl#sha256=" in href
     assert "+" not in href
-    assert index.file_href(FILES[1]).endswith("%2Blocal-py3-none-any.whl")
+    assert render.file_href(FILES[1]).endswith("%2Blocal-py3-none-any.whl")
 
 
 def test_sha256_fragment() -> None:
-    for a in parse(index.project_html(PROJECT, FILES).body).anchors:
+    for a in parse(render.project_html(PROJECT, FILES).body).anchors:
         assert re.search(r"#sha256=[0-9a-f]{64}\Z", a["attrs"]["href"])
 
 
 def test_requires_python_is_escaped() -> None:
-    body = index.project_html(PROJECT, FILES).body
+    body = render.project_html(PROJECT, FILES).body
     assert b'data-requires-python="&gt;=3.9,&lt;4"' in body
     attrs = parse(body).anchors
     values = [a["attrs"].get("data-requires-python") for a in attrs]
@@ -142,7 +142,7 @@ def test_requires_python_is_escaped() -> None:
 
 
 def test_core_metadata_only_for_wheels_and_identical_legacy_attribute() -> None:
-    anchors = parse(index.project_html(PROJECT, FILES).body).anchors
+    anchors = parse(render.project_html(PROJECT, FILES).body).anchors
     for a in anchors:
         attrs = a["attrs"]
         if a["text"].endswith(".whl"):
@@ -151,18 +151,18 @@ def test_core_metadata_only_for_wheels_and_identical_legacy_attribute() -> None:
         else:
             assert "data-core-metadata" not in attrs
             assert "data-dist-info-metadata" not in attrs
-    assert b'"false"' not in index.project_html(PROJECT, FILES).body
+    assert b'"false"' not in render.project_html(PROJECT, FILES).body
 
 
 def test_wheel_without_metadata_has_no_attribute() -> None:
     f = stored("foo_bar-3.0-py3-none-any.whl", version="3.0", metadata_sha256=None)
-    a = parse(index.project_html(PROJECT, [f]).body).anchors[0]
+    a = parse(render.project_html(PROJECT, [f]).body).anchors[0]
     assert "data-core-metadata" not in a["attrs"]
     assert "data-dist-info-metadata" not in a["attrs"]
 
 
 def test_yanked_attribute() -> None:
-    parsed = parse(index.project_html(PROJECT, FILES).body)
+    parsed = parse(render.project_html(PROJECT, FILES).body)
     anchors = {a["text"]: a["attrs"] for a in parsed.anchors}
     assert anchors["foo_bar-1.5-py3-none-any.whl"]["data-yanked"] == "bad <build>"
     assert anchors["foo_bar-1.6-py3-none-any.whl"]["data-yanked"] == ""
@@ -170,13 +170,13 @@ def test_yanked_attribute() -> None:
 
 
 def test_no_optional_attributes_we_cannot_back() -> None:
-    body = index.project_html(PROJECT, FILES).body
+    body = render.project_html(PROJECT, FILES).body
     assert b"data-gpg-sig" not in body
     assert b"data-provenance" not in body
 
 
 def test_project_list_html_links_resolve_to_normalized_detail_pages() -> None:
-    page = index.project_list_html(["foo-bar", "other", "foo-bar"])
+    page = render.project_list_html(["foo-bar", "other", "foo-bar"])
     anchors = parse(page.body).anchors
     assert [a["text"] for a in anchors] == ["foo-bar", "other"]
     resolved = [urljoin("http://h/simple/", a["attrs"]["href"]) for a in anchors]
@@ -186,7 +186,7 @@ def test_project_list_html_links_resolve_to_normalized_detail_pages() -> None:
 
 def test_links_page_lists_every_file_of_every_project() -> None:
     other = stored("other-0.1-py3-none-any.whl", project="other", version="0.1")
-    page = index.links_html([*FILES, other])
+    page = render.links_html([*FILES, other])
     anchors = parse(page.body).anchors
     assert sorted(a["text"] for a in anchors) == sorted([*(f.filename for f in FILES),
                                                          other.filename])
@@ -199,14 +199,14 @@ def test_links_page_lists_every_file_of_every_project() -> None:
 
 def test_page_of_files_from_another_project_is_refused() -> None:
     with pytest.raises(ValueError, match="other projects"):
-        index.project_html(NormalizedName("other"), FILES)
+        render.project_html(NormalizedName("other"), FILES)
 
 
 # -- JSON ------------------------------------------------------------------------------------
 
 
 def test_detail_json_shape() -> None:
-    data = json.loads(index.project_json(PROJECT, FILES).body)
+    data = json.loads(render.project_json(PROJECT, FILES).body)
     assert data["meta"] == {"api-version": "1.1"}
     assert data["name"] == "foo-bar"
     assert data["versions"] == ["1.0", "1.5", "1.6", "2.0+local"]
@@ -235,20 +235,20 @@ def test_detail_json_shape() -> None:
 
 
 def test_versions_is_a_set_covering_every_file() -> None:
-    data = json.loads(index.project_json(PROJECT, FILES).body)
+    data = json.loads(render.project_json(PROJECT, FILES).body)
     assert len(data["versions"]) == len(set(data["versions"]))
     assert {f.version for f in FILES} == set(data["versions"])
 
 
 def test_project_list_json() -> None:
-    data = json.loads(index.project_list_json(["b", "a", "b"]).body)
+    data = json.loads(render.project_list_json(["b", "a", "b"]).body)
     assert data == {"meta": {"api-version": "1.1"}, "projects": [{"name": "a"}, {"name": "b"}]}
 
 
 def test_html_and_json_list_the_same_files_and_hashes() -> None:
-    anchors = parse(index.project_html(PROJECT, FILES).body).anchors
+    anchors = parse(render.project_html(PROJECT, FILES).body).anchors
     from_html = {a["text"]: a["attrs"]["href"].rsplit("#sha256=", 1)[1] for a in anchors}
-    data = json.loads(index.project_json(PROJECT, FILES).body)
+    data = json.loads(render.project_json(PROJECT, FILES).body)
     from_json = {f["filename"]: f["hashes"]["sha256"] for f in data["files"]}
     assert from_html == from_json
 
@@ -259,14 +259,14 @@ def test_html_and_json_list_the_same_files_and_hashes() -> None:
 def test_page_etag_is_a_strong_hash_of_the_bytes() -> None:
     import hashlib
 
-    page = index.project_html(PROJECT, FILES)
+    page = render.project_html(PROJECT, FILES)
     assert page.etag == f'"{hashlib.sha256(page.body).hexdigest()}"'
     assert not page.etag.startswith("W/")
 
 
 def test_rendering_does_not_depend_on_input_order() -> None:
-    assert index.project_html(PROJECT, FILES) == index.project_html(PROJECT, FILES[::-1])
-    assert index.project_json(PROJECT, FILES) == index.project_json(PROJECT, FILES[::-1])
+    assert render.project_html(PROJECT, FILES) == render.project_html(PROJECT, FILES[::-1])
+    assert render.project_json(PROJECT, FILES) == render.project_json(PROJECT, FILES[::-1])
 
 
 # -- negotiation -----------------------------------------------------------------------------
@@ -313,7 +313,7 @@ UV_ACCEPT = (
     ],
 )
 def test_negotiate(accept: str | None, expected: MediaType) -> None:
-    assert index.negotiate(accept) is expected
+    assert render.negotiate(accept) is expected
 
 
 @pytest.mark.parametrize(
@@ -323,23 +323,23 @@ def test_negotiate(accept: str | None, expected: MediaType) -> None:
      "image/*"],
 )
 def test_negotiate_unsupported_is_none(accept: str) -> None:
-    assert index.negotiate(accept) is None
+    assert render.negotiate(accept) is None
 
 
 def test_format_parameter_overrides_accept() -> None:
-    assert index.negotiate("text/html", "application/vnd.pypi.simple.v1+json") is MediaType.V1_JSON
-    assert index.negotiate(PIP_ACCEPT, "text/html") is MediaType.HTML
-    assert (index.negotiate(None, "application/vnd.pypi.simple.latest+json")
+    assert render.negotiate("text/html", "application/vnd.pypi.simple.v1+json") is MediaType.V1_JSON
+    assert render.negotiate(PIP_ACCEPT, "text/html") is MediaType.HTML
+    assert (render.negotiate(None, "application/vnd.pypi.simple.latest+json")
             is MediaType.V1_JSON)
     # an unsupported format falls back to Accept
-    assert index.negotiate(PIP_ACCEPT, "application/json") is MediaType.V1_JSON
-    assert index.negotiate("application/json", "application/json") is None
+    assert render.negotiate(PIP_ACCEPT, "application/json") is MediaType.V1_JSON
+    assert render.negotiate("application/json", "application/json") is None
 
 
 def test_content_type_header_never_says_latest_or_plain_json() -> None:
     for media in MediaType:
-        value = index.content_type_header(media)
+        value = render.content_type_header(media)
         assert "latest" not in value
         assert value.split(";")[0] != "application/json"
-    assert index.content_type_header(MediaType.V1_JSON) == "application/vnd.pypi.simple.v1+json"
-    assert index.content_type_header(MediaType.HTML).startswith("text/html")
+    assert render.content_type_header(MediaType.V1_JSON) == "application/vnd.pypi.simple.v1+json"
+    assert render.content_type_header(MediaType.HTML).startswith("text/html")

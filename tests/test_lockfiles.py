@@ -11,8 +11,9 @@ import pytest
 
 from wheelhouse.errors import RequirementsError
 from wheelhouse.inputs import read_inputs
-from wheelhouse.lockfiles import is_lockfile, read_lockfile
-from wheelhouse.plan import Action, Resolver, Views
+from wheelhouse.lockfiles.read import is_lockfile, read_lockfile
+from wheelhouse.plan.model import Action
+from wheelhouse.plan.resolver import Resolver, Views
 from wheelhouse.targets import parse_target
 
 X86 = parse_target("cp311-manylinux_x86_64")

@@ -7,10 +7,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 
 from tests.test_store import make_wheel
-from wheelhouse.plan import Action, Pin, best_stored, choose, dependencies_for, newest_version
-from wheelhouse.store import Origin, Store
+from wheelhouse.plan.choose import best_stored, choose, newest_version
+from wheelhouse.plan.model import Action, Pin
+from wheelhouse.plan.resolver import dependencies_for
+from wheelhouse.simple.pages import Candidate, candidate_from, parse_html_links
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 from wheelhouse.targets import parse_target
-from wheelhouse.upstream import Candidate, candidate_from, parse_html_links
 
 T = parse_target("cp311-manylinux_x86_64")
 M = parse_target("cp311-musllinux_aarch64")

@@ -37,9 +37,11 @@ from tests.test_export import (
     make_store,
 )
 from wheelhouse.errors import ServeError, StoreError
-from wheelhouse.server import ServerOptions, production
+from wheelhouse.options import ServerOptions
+from wheelhouse.server import production
 from wheelhouse.server.production import serve_production
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 pytest.importorskip("granian", reason="granian is not installed (pip install 'granian>=2')")
 
@@ -49,7 +51,7 @@ LAUNCHER = """
 import sys
 from pathlib import Path
 from wheelhouse.errors import WheelhouseError
-from wheelhouse.server import ServerOptions
+from wheelhouse.options import ServerOptions
 from wheelhouse.server.production import serve_production
 try:
     serve_production(ServerOptions(store=Path(sys.argv[1]), host="127.0.0.1",

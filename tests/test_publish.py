@@ -20,11 +20,12 @@ from werkzeug.test import create_environ
 from tests.conftest import local_options
 from tests.distributions import write_wheel as make_wheel
 from tests.test_upload import READ_TOKEN, TOKEN, make_sdist
-from wheelhouse.errors import WheelhouseError
-from wheelhouse.publish import PublishError, publish_missing, simple_url_for
+from wheelhouse.errors import PublishError, WheelhouseError
 from wheelhouse.publish.form import MultipartBody, form_fields
-from wheelhouse.server import make_server
-from wheelhouse.store import Origin, Store
+from wheelhouse.publish.remote import publish_missing, simple_url_for
+from wheelhouse.server.serving import make_server
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 JSON = "application/vnd.pypi.simple.v1+json"
 

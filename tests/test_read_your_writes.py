@@ -13,7 +13,7 @@ from tests.conftest import clean_env
 from tests.corpus import upload
 from tests.distributions import wheel_bytes
 from tests.hostile import PIP_ACCEPT, get, serve
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ from typing import IO
 
 import pytest
 
-from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.recipe import Paths, Recipe, build_wheel
-from wheelhouse.build.runner import Completed
+from wheelhouse.builder.recipe import Paths, Recipe, build_wheel
+from wheelhouse.builder.runner import Completed
 from wheelhouse.config import PackageSettings
+from wheelhouse.errors import BuildFailed
 from wheelhouse.targets import parse_target
 
 TARGET = parse_target("cp311-manylinux_x86_64")

@@ -13,10 +13,9 @@ import pytest
 from packaging.utils import NormalizedName
 
 from wheelhouse.errors import BuildError, EngineError, ResolutionError, UsageError
-from wheelhouse.execute import Outcome, Status
+from wheelhouse.execute.outcome import Outcome, Status
 from wheelhouse.pipeline import RunResult, TargetResult
-from wheelhouse.plan import Action, Pin, Step
-from wheelhouse.report import LiveProgress, Terminal, plural
+from wheelhouse.plan.model import Action, Pin, Step
 from wheelhouse.report.files import (
     append_step_summary,
     check_report_paths,
@@ -25,10 +24,10 @@ from wheelhouse.report.files import (
     to_markdown,
     write_reports,
 )
-from wheelhouse.report.live import Paint
+from wheelhouse.report.live import LiveProgress, Paint, Terminal
 from wheelhouse.report.model import BuildReport
 from wheelhouse.report.output import run_error
-from wheelhouse.report.plain import nothing_to_do
+from wheelhouse.report.plain import nothing_to_do, plural
 from wheelhouse.report.table import render_table
 from wheelhouse.targets import parse_target
 

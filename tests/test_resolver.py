@@ -11,11 +11,12 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse.ledger import Failure
-from wheelhouse.plan import Action, Plan, Resolver, Step, TargetPlan, Views, requirement_set
+from wheelhouse.plan.model import Action, Plan, Step, TargetPlan
+from wheelhouse.plan.resolver import Resolver, Views, requirement_set
 from wheelhouse.requirements import parse_requirements
-from wheelhouse.store import StoredFile
+from wheelhouse.simple.pages import Candidate, candidate_from
+from wheelhouse.store.model import StoredFile
 from wheelhouse.targets import Target, parse_target
-from wheelhouse.upstream import Candidate, candidate_from
 
 X86 = parse_target("cp311-manylinux_x86_64")
 ARM = parse_target("cp311-manylinux_aarch64")
@@ -152,7 +153,7 @@ def test_what_the_store_holds_is_kept_without_asking_upstream(tmp_path: Path) ->
         kind=candidates(NormalizedName("app"))[0].kind, tags=candidates(
             NormalizedName("app"))[0].tags, sha256="b" * 64, size=1, upload_time="t",
         requires_python=None, metadata_sha256=None, yanked=None,
-        origin=__import__("wheelhouse.store", fromlist=["Origin"]).Origin.UPSTREAM)
+        origin=__import__("wheelhouse.store.model", fromlist=["Origin"]).Origin.UPSTREAM)
 
     def store(name: NormalizedName, version: str, target: Target) -> StoredFile | None:
         return stored if name == "app" else None

@@ -32,11 +32,14 @@ from packaging.utils import NormalizedName, canonicalize_name
 from tests.conftest import local_options
 from tests.distributions import write_sdist as make_sdist
 from tests.distributions import write_wheel as make_wheel
-from wheelhouse import index
 from wheelhouse.errors import ServeError, StoreError
-from wheelhouse.server import ServerOptions, create_app, make_server, serve
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
+from wheelhouse.server.serving import make_server, serve
 from wheelhouse.server.state import IndexState
-from wheelhouse.store import Origin, Store
+from wheelhouse.simple import render
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 JSON = "application/vnd.pypi.simple.v1+json"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
@@ -602,7 +605,7 @@ def test_requests_neither_rescan_nor_rerender(store_root: Path,
     monkeypatch.setattr(state.store, "files", files)
     monkeypatch.setattr(state.store, "generation", generation)
     for name in ("project_html", "project_json", "project_list_html", "project_list_json"):
-        monkeypatch.setattr(index, name, lambda *a, n=name: calls.append(n))
+        monkeypatch.setattr(render, name, lambda *a, n=name: calls.append(n))
     client = app.test_client()
     for _ in range(20):
         assert client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT}).status_code == 200
@@ -843,7 +846,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     log = tmp / "server.log"
     code = (
         "import sys; from pathlib import Path; "
-        "from wheelhouse.server import ServerOptions, serve; "
+        "from wheelhouse.options import ServerOptions; "
+        "from wheelhouse.server.serving import serve; "
         "serve(ServerOptions(store=Path(sys.argv[1]), host='127.0.0.1', port=0, threads=4), "
         "on_ready=lambda line: print(line, flush=True))"
     )

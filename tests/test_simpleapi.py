@@ -27,19 +27,13 @@ import pytest
 
 from tests.conftest import local_options
 from tests.distributions import wheel_bytes, write_wheel
-from wheelhouse.errors import UpstreamError
-from wheelhouse.server import make_server
-from wheelhouse.simple.client import (
-    ACCEPT,
-    Candidate,
-    FetchError,
-    MetadataUnavailable,
-    SimpleClient,
-    candidate_from,
-    parse_json_page,
-)
+from wheelhouse.errors import FetchError, MetadataUnavailable, UpstreamError
+from wheelhouse.server.serving import make_server
+from wheelhouse.simple.client import ACCEPT, SimpleClient
+from wheelhouse.simple.pages import Candidate, candidate_from, parse_json_page
 from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 from wheelhouse.upstream import Upstream
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -162,7 +156,7 @@ def test_json_is_parsed_as_json(scripted: Scripted, client: SimpleClient) -> Non
 
 
 def test_html_core_metadata_attributes() -> None:
-    from wheelhouse.simple.client import parse_html_links
+    from wheelhouse.simple.pages import parse_html_links
 
     page = "".join([
         anchor("a-1.0-py3-none-any.whl", f'data-core-metadata="sha256={"cd" * 32}"'),

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
-from wheelhouse.store import Origin, PublishStatus, Store
+from wheelhouse.store.model import Origin, PublishStatus
+from wheelhouse.store.store import Store
 
 
 def make_wheel(path: Path, name: str = "demo", version: str = "1.0", extra: str = "",

@@ -35,8 +35,11 @@ from tests.conftest import local_options
 from tests.distributions import write_wheel as make_wheel
 from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import UsageError
-from wheelhouse.server import ServerOptions, create_app, make_server, token_from_file
-from wheelhouse.store import Origin, Store
+from wheelhouse.options import ServerOptions, token_from_file
+from wheelhouse.server.app import create_app
+from wheelhouse.server.serving import make_server
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 TOKEN = "upload-token-for-tests"
 READ_TOKEN = "read-token-for-tests"

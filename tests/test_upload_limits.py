@@ -18,9 +18,11 @@ from flask.testing import FlaskClient
 from tests.corpus import _damaged, evil, original
 from tests.distributions import wheel_bytes
 from tests.test_upload import TOKEN, form_for, post
-from wheelhouse.server import ServerOptions, create_app
-from wheelhouse.server.bodies import PacedReader, Stalled, UploadSlots
-from wheelhouse.store import Store
+from wheelhouse.errors import Stalled
+from wheelhouse.options import ServerOptions
+from wheelhouse.server.app import create_app
+from wheelhouse.server.bodies import PacedReader, UploadSlots
+from wheelhouse.store.store import Store
 
 JSON = "application/vnd.pypi.simple.v1+json"
 CLICK = "click-8.1.7-py3-none-any.whl"
@@ -166,9 +168,9 @@ def test_publish_waits_out_busy_slots(root: Path, tmp_path: Path) -> None:
     back after Retry-After instead of failing."""
     import threading
 
-    from wheelhouse.publish import publish_missing
+    from wheelhouse.publish.remote import publish_missing
     from wheelhouse.server.serving import IndexServer, bind_socket
-    from wheelhouse.store import Origin
+    from wheelhouse.store.model import Origin
 
     app = app_for(root, upload_slots=1)
     server = IndexServer(app, bind_socket("127.0.0.1", 0), threads=4, access_log=False)

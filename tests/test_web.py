@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 
 from tests.conftest import local_options, start_server, stop_server
 from tests.webstore import ARM, BROKEN_LOG, BUILT_LOG, CAUSE, MUSL, X86, make_web_store
-from wheelhouse.server import create_app
+from wheelhouse.server.app import create_app
 from wheelhouse.server.matrix import State, build_matrix
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 #: Where screenshots are kept after the run (CI keeps the folder as an artifact).
 ARTIFACTS = Path(os.environ.get("WHEELHOUSE_TEST_ARTIFACTS")
@@ -176,7 +176,7 @@ def test_the_page_needs_the_read_token_when_the_index_does(web_store: Path) -> N
 
 def test_a_store_of_pure_wheels_lists_its_files(tmp_path: Path) -> None:
     from tests.distributions import write_wheel
-    from wheelhouse.store import Origin
+    from wheelhouse.store.model import Origin
 
     store = Store(tmp_path / "pure")
     store.publish(write_wheel(tmp_path, "six", "1.16.0"), origin=Origin.UPSTREAM)

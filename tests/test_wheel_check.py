@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from wheelhouse.build.check import top_level_modules
+from wheelhouse.builder.smoke import top_level_modules
 
 
 def _wheel(path: Path, files: dict[str, str]) -> Path:

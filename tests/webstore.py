@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tests.distributions import write_wheel
 from wheelhouse.ledger import Failure, Ledger
-from wheelhouse.store import Origin, Store
+from wheelhouse.store.model import Origin
+from wheelhouse.store.store import Store
 
 X86 = "cp311-manylinux_x86_64"
 MUSL = "cp311-musllinux_x86_64"

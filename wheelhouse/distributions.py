@@ -35,7 +35,7 @@ from wheelhouse.store.model import Kind
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-    from wheelhouse.store import Kind
+    from wheelhouse.store.model import Kind
 
 #: METADATA is read into memory to validate and serve it (PEP 658); real ones are kilobytes.
 MAX_METADATA_BYTES = 16 << 20

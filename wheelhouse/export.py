@@ -1,5 +1,5 @@
-"""Static export of the index: the pages the server renders (``wheelhouse.index``), the files
-and their ``.metadata``, laid out so that a static web server serves the same index (see
+"""Static export of the index: the pages the server renders (``wheelhouse.simple.render``),
+the files and their ``.metadata``, laid out so that a static web server serves the same index (see
 ``server/nginx.conf``). Owns the layout of an export directory and replacing it atomically.
 
 Layout of OUT::
@@ -38,9 +38,12 @@ from typing import Literal
 
 from packaging.utils import NormalizedName
 
-from wheelhouse import index
 from wheelhouse.errors import StoreError, UsageError, WheelhouseError
-from wheelhouse.store import Kind, Store, StoredFile, StoreReader
+from wheelhouse.simple import render
+from wheelhouse.store.model import Kind, StoredFile
+from wheelhouse.store.protocols import StoreReader
+from wheelhouse.store.store import Store
+from wheelhouse.util import fsync_dir
 
 #: How a file got into the export.
 Placed = Literal["linked", "reused", "copied"]
@@ -277,14 +280,14 @@ def _write_pages(
 ) -> None:
     tree.mkdir("simple")
     names = sorted(by_project)
-    tree.page("simple/index.html", index.project_list_html(names).body)
-    tree.page("simple/index.json", index.project_list_json(names).body)
+    tree.page("simple/index.html", render.project_list_html(names).body)
+    tree.page("simple/index.json", render.project_list_json(names).body)
     for project, project_files in by_project.items():
         tree.mkdir(f"simple/{project}")
-        tree.page(f"simple/{project}/index.html", index.project_html(project, project_files).body)
-        tree.page(f"simple/{project}/index.json", index.project_json(project, project_files).body)
+        tree.page(f"simple/{project}/index.html", render.project_html(project, project_files).body)
+        tree.page(f"simple/{project}/index.json", render.project_json(project, project_files).body)
     tree.mkdir("links")
-    tree.page("links/index.html", index.links_html(files).body)
+    tree.page("links/index.html", render.links_html(files).body)
 
 
 def _missing(what: str) -> StoreError:
@@ -372,13 +375,4 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.rename(out, old / "tree")
         os.rename(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(out.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(out.parent)

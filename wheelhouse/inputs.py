@@ -20,7 +20,7 @@ from wheelhouse.errors import UsageError
 from wheelhouse.requirements import RequirementSet, files_digest, parse_requirements
 
 if TYPE_CHECKING:
-    from wheelhouse.lockfiles import Lockfile
+    from wheelhouse.lockfiles.model import Lockfile
     from wheelhouse.simple.pages import Candidate
     from wheelhouse.targets import Target
 
@@ -76,7 +76,7 @@ class BuildInput:
 def read_inputs(paths: Sequence[Path]) -> BuildInput:
     """Requirements files and lockfiles (told apart by name, see ``is_lockfile``), read and
     checked. Raises UsageError (RequirementsError) naming the file."""
-    from wheelhouse.lockfiles import is_lockfile, read_lockfile
+    from wheelhouse.lockfiles.read import is_lockfile, read_lockfile
 
     if not paths:
         raise UsageError(

@@ -10,10 +10,13 @@ from packaging.utils import NormalizedName
 
 from wheelhouse.config import Settings
 from wheelhouse.execute.outcome import Outcome, Status, drive
-from wheelhouse.plan import Action, Resolver, Step, Views, best_stored, requires_dist
+from wheelhouse.plan.choose import best_stored
+from wheelhouse.plan.model import Action, Step
+from wheelhouse.plan.resolver import Resolver, Views, requires_dist
 from wheelhouse.requirements import RequirementSet
 from wheelhouse.simple.pages import Candidate, candidate_from
-from wheelhouse.store import Kind, StoredFile, StoreReader
+from wheelhouse.store.model import Kind, StoredFile
+from wheelhouse.store.protocols import StoreReader
 from wheelhouse.targets import Target
 
 

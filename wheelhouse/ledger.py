@@ -24,8 +24,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from wheelhouse.store import file_lock
 from wheelhouse.store.db import Database
+from wheelhouse.store.store import file_lock
 
 FILENAME = "ledger.sqlite3"
 
@@ -139,9 +139,6 @@ class Ledger:
         with file_lock(self.root / "locks" / name):
             yield
 
-
-def utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def failure_json(failure: Failure) -> dict[str, Any]:

@@ -16,16 +16,8 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName
 
-from wheelhouse.errors import ResolutionError
+from wheelhouse.errors import LockFailed
 from wheelhouse.requirements import RequirementSet, parse_requirements
-
-
-class LockFailed(ResolutionError):
-    """pip-compile could not lock the input; ``output`` is what it printed."""
-
-    def __init__(self, message: str, *, output: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.output = output
 
 #: pip options that would make pip-compile read sources other than the ones we pass it.
 _PIP_SOURCE_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX")

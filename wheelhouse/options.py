@@ -41,7 +41,7 @@ def build_options(settings: Settings, *, dry_run: bool = False, upgrade: bool = 
     # A configured builder image says which policy it makes; a target naming none gets it.
     defaults = {}
     if settings.images:
-        from wheelhouse.build.engine import image_policies
+        from wheelhouse.builder.engine import image_policies
 
         defaults = image_policies(settings.engine, settings.images)
     targets = tuple(parse_target(t, defaults=defaults) for t in settings.targets) or (

@@ -23,13 +23,15 @@ from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
 from wheelhouse.inputs import BuildInput
 from wheelhouse.ledger import Ledger
 from wheelhouse.options import BuildOptions
-from wheelhouse.plan import Action, Pin, Resolver, Step, TargetPlan
+from wheelhouse.plan.model import Action, Pin, Step, TargetPlan
+from wheelhouse.plan.resolver import Resolver
 from wheelhouse.requirements import RequirementSet
-from wheelhouse.store import StoreWriter, utc_now
+from wheelhouse.store.protocols import StoreWriter
 from wheelhouse.targets import Target
+from wheelhouse.util import utc_now
 
 if TYPE_CHECKING:
-    from wheelhouse.build import Builders
+    from wheelhouse.builder.builders import Builders
     from wheelhouse.execute.executor import Executor
     from wheelhouse.upstream import Upstream
 
@@ -120,7 +122,7 @@ class Pipeline:
         """Made on first use: a run answered from the plan cache never loads the builders."""
         with self._executor_guard:
             if self._executor is None:
-                from wheelhouse.build import Builders
+                from wheelhouse.builder.builders import Builders
                 from wheelhouse.execute.executor import Executor
 
                 settings = self.options.settings
@@ -163,7 +165,7 @@ class Pipeline:
 
     def cancel(self) -> None:
         """Start no new step, kill running local builds, remove this run's containers."""
-        from wheelhouse.build.runner import terminate_all
+        from wheelhouse.builder.runner import terminate_all
 
         if self._executor is not None:
             self._executor.cancelled = True
@@ -235,8 +237,9 @@ class Pipeline:
             cached = self.ledger.cache_get(key)
             if cached is not None:
                 return {NormalizedName(k): v for k, v in cached.items()}
-        from wheelhouse.build.causes import explain
-        from wheelhouse.lock import LockFailed, lock
+        from wheelhouse.errors import LockFailed
+        from wheelhouse.lock import lock
+        from wheelhouse.report.causes import explain
 
         try:
             pins = lock(self.reqs, index_url=self.sources.index_url,
@@ -258,10 +261,10 @@ class Pipeline:
     def _dry_step(self, step: Step) -> Outcome:
         """Dependencies from metadata alone: the store's, the upstream's PEP 658 files or
         range reads, a local sdist's static PKG-INFO. No distribution file is downloaded."""
-        from wheelhouse.build.sdist import static_metadata
-        from wheelhouse.plan import requires_dist
-        from wheelhouse.simple.client import MetadataUnavailable
-        from wheelhouse.upstream import local_path
+        from wheelhouse.builder.sdist import static_metadata
+        from wheelhouse.errors import MetadataUnavailable
+        from wheelhouse.plan.resolver import requires_dist
+        from wheelhouse.simple.client import local_path
 
         metadata: bytes | None = None
         if step.action is Action.KEEP and step.stored is not None:
@@ -281,7 +284,7 @@ class Pipeline:
 
 
 def _local_build_env(sources: Sources) -> dict[str, str]:
-    from wheelhouse.build.local import host_build_environment
+    from wheelhouse.builder.local import host_build_environment
     from wheelhouse.lock import source_environment
 
     return source_environment(sources.index_url, sources.extra_index_urls,

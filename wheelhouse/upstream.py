@@ -15,22 +15,9 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from wheelhouse.errors import UpstreamError
-from wheelhouse.simple.client import (
-    Candidate,
-    FetchError,
-    SimpleClient,
-    candidate_from,
-    local_path,
-    parse_html_links,
-    parse_json_page,
-)
-
-# Re-exported: callers import these from here until they move to wheelhouse.simple.client.
-__all__ = [
-    "Candidate", "Upstream", "candidate_from", "local_path", "parse_html_links",
-    "parse_json_page",
-]
+from wheelhouse.errors import FetchError, UpstreamError
+from wheelhouse.simple.client import SimpleClient
+from wheelhouse.simple.pages import Candidate, candidate_from, parse_html_links
 
 
 class Upstream:

@@ -6,7 +6,3 @@ outcome's dependencies back to the resolver.
 BUILD step into a checked, published wheel or a failure with its cause. Only ``outcome`` is
 imported here: a run answered from the plan cache never loads the rest.
 """
-
-from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
-
-__all__ = ["Outcome", "Progress", "Status", "drive"]

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wheelhouse import __version__
-from wheelhouse.build import Builder, BuildFailed, BuiltWheel
-from wheelhouse.build.causes import explain
-from wheelhouse.errors import EngineError, PublishConflict
+from wheelhouse.builder.builders import Builder
+from wheelhouse.builder.recipe import BuiltWheel
+from wheelhouse.errors import BuildFailed, EngineError, PublishConflict
 from wheelhouse.execute.outcome import Outcome, Status
-from wheelhouse.ledger import Failure, LogFile, utc_stamp
-from wheelhouse.plan import Step, best_stored
-from wheelhouse.store import Origin
+from wheelhouse.ledger import Failure, LogFile
+from wheelhouse.plan.choose import best_stored
+from wheelhouse.plan.model import Step
+from wheelhouse.report.causes import explain
+from wheelhouse.store.model import Origin
+from wheelhouse.util import utc_now
 
 if TYPE_CHECKING:
     from wheelhouse.execute.executor import Executor
@@ -130,7 +133,7 @@ def _failed(ex: Executor, inputs: _Inputs, message: str, log_file: LogFile) -> O
     failure = Failure(
         key=inputs.key, project=step.pin.project, version=step.pin.version,
         target=step.target.identifier, message=message, log=log_file.relative,
-        time=utc_stamp(), cause=why.lines, hint=why.hint)
+        time=utc_now(), cause=why.lines, hint=why.hint)
     ex.ledger.record_failure(failure)
     return Outcome(step=step, status=Status.FAILED, message=message, log=log_file.relative,
                    cause=why.lines, hint=why.hint)

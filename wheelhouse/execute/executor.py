@@ -18,28 +18,25 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
-from wheelhouse.build import Builder, Builders, BuildFailed
-from wheelhouse.build.sdist import build_requirements
+from wheelhouse.builder.builders import Builder, Builders
+from wheelhouse.builder.sdist import build_requirements
 from wheelhouse.config import PackageSettings, Settings
-from wheelhouse.errors import EngineError, InvalidDistribution, UpstreamError
+from wheelhouse.errors import BuildFailed, EngineError, InvalidDistribution, UpstreamError
 from wheelhouse.execute.building import build_step, failed_before
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
 from wheelhouse.ledger import Failure, Ledger
-from wheelhouse.plan import (
-    Action,
-    Pin,
-    Resolver,
-    Step,
-    Views,
-    best_stored,
-    requirement_set,
-    requires_dist,
-)
-from wheelhouse.store import Origin, PublishStatus, StoredFile, StoreWriter
+from wheelhouse.plan.choose import best_stored
+from wheelhouse.plan.model import Action, Pin, Step
+from wheelhouse.plan.resolver import Resolver, Views, requirement_set, requires_dist
+from wheelhouse.simple.client import local_path
+from wheelhouse.store.model import Origin, PublishStatus, StoredFile
+from wheelhouse.store.protocols import StoreWriter
 from wheelhouse.targets import Target
+from wheelhouse.util import sha256_file
 
 if TYPE_CHECKING:
-    from wheelhouse.upstream import Candidate, Upstream
+    from wheelhouse.simple.pages import Candidate
+    from wheelhouse.upstream import Upstream
 
 
 class Executor:
@@ -90,7 +87,7 @@ class Executor:
         without downloading (the listed sdist hash, a local sdist, the builder's identity)."""
         if self.retry_failed or step.candidate is None:
             return None
-        sha = step.candidate.sha256 or _local_sha256(step.candidate)
+        sha = step.candidate.sha256 or _local_sha256(step.candidate.url)
         if sha is None:
             return None
         try:
@@ -212,18 +209,13 @@ class Executor:
                 os.link(self.store.file_path(f), deps / f.filename)
         return deps
 
-def _local_sha256(cand: Candidate) -> str | None:
-    """The sha256 of a candidate that is a file on this machine (find-links directories)."""
-    from wheelhouse.upstream import local_path
 
-    path = local_path(cand.url)
+def _local_sha256(url: str) -> str | None:
+    """The sha256 of a candidate that is a file on this machine (find-links directories)."""
+    path = local_path(url)
     if path is None:
         return None
     try:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None

@@ -11,7 +11,8 @@ from typing import Protocol
 
 from packaging.requirements import Requirement
 
-from wheelhouse.plan import Resolver, Step, TargetPlan
+from wheelhouse.plan.model import Step, TargetPlan
+from wheelhouse.plan.resolver import Resolver
 
 
 class Status(StrEnum):

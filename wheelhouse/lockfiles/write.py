@@ -17,9 +17,9 @@ from pathlib import Path
 
 from wheelhouse import __version__
 from wheelhouse.errors import UsageError
-from wheelhouse.index import file_href
 from wheelhouse.installable import Installable
-from wheelhouse.store import StoredFile
+from wheelhouse.simple.render import file_href
+from wheelhouse.store.model import StoredFile
 from wheelhouse.targets import Target
 
 

@@ -14,11 +14,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from wheelhouse.plan.model import Action, Pin, Step
-from wheelhouse.store import Kind, Origin, StoredFile, StoreReader
+from wheelhouse.store.model import Kind, Origin, StoredFile
+from wheelhouse.store.protocols import StoreReader
 from wheelhouse.targets import Target
 
 if TYPE_CHECKING:  # the upstream client pulls in requests; a warm no-op run needs neither
-    from wheelhouse.upstream import Candidate
+    from wheelhouse.simple.pages import Candidate
 
 
 def best_stored(

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from packaging.utils import NormalizedName
 
 from wheelhouse.ledger import Failure
-from wheelhouse.store import StoredFile
+from wheelhouse.store.model import StoredFile
 from wheelhouse.targets import Target
 
 if TYPE_CHECKING:  # the upstream client pulls in requests; a warm no-op run needs neither
-    from wheelhouse.upstream import Candidate
+    from wheelhouse.simple.pages import Candidate
 
 
 class Action(StrEnum):

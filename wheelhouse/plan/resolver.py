@@ -23,11 +23,11 @@ from wheelhouse.ledger import Failure
 from wheelhouse.plan.choose import choose, newest_version
 from wheelhouse.plan.model import Action, Pin, Step, TargetPlan
 from wheelhouse.requirements import RequirementLine, RequirementSet
-from wheelhouse.store import StoredFile
+from wheelhouse.store.model import StoredFile
 from wheelhouse.targets import Target
 
 if TYPE_CHECKING:
-    from wheelhouse.upstream import Candidate
+    from wheelhouse.simple.pages import Candidate
 
 #: dependencies of a step's distribution; None when they cannot be known (nothing to read).
 Dependencies = Sequence[Requirement] | None

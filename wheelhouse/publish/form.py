@@ -15,7 +15,8 @@ from typing import IO
 
 from wheelhouse.distributions import read_wheel_metadata
 from wheelhouse.errors import WheelhouseError
-from wheelhouse.store import Kind, StoredFile, StoreReader
+from wheelhouse.store.model import Kind, StoredFile
+from wheelhouse.store.protocols import StoreReader
 
 _BLOCK = 1 << 20
 

@@ -20,10 +20,12 @@ from pathlib import Path
 import requests
 
 from wheelhouse import __version__
-from wheelhouse.errors import UpstreamError, WheelhouseError
+from wheelhouse.errors import FetchError, PublishError, UpstreamError
 from wheelhouse.publish.form import MultipartBody, form_fields
-from wheelhouse.simple.client import FetchError, SimpleClient, display, origin
-from wheelhouse.store import StoredFile, StoreReader
+from wheelhouse.simple.client import SimpleClient, origin
+from wheelhouse.simple.pages import display
+from wheelhouse.store.model import StoredFile
+from wheelhouse.store.protocols import StoreReader
 
 _BLOCK = 1 << 20
 #: Attempts per upload. Uploads are idempotent (the same bytes again are a no-op), so a
@@ -56,20 +58,6 @@ class PublishReport:
     def ok(self) -> bool:
         return not self.conflicts
 
-
-class PublishError(WheelhouseError):
-    """The remote index could not be read or refused an upload, or holds conflicting files.
-
-    ``report`` says what was done before the error, when anything was.
-    """
-
-    exit_code = 9
-
-    def __init__(
-        self, message: str, *, hint: str | None = None, report: PublishReport | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.report = report
 
 
 def simple_url_for(upload_url: str) -> str:

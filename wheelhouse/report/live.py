@@ -13,8 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
-from wheelhouse.execute import Outcome, Status
-from wheelhouse.plan import Step
+from wheelhouse.execute.outcome import Outcome, Status
+from wheelhouse.plan.model import Step
 from wheelhouse.report.plain import detail_lines, event_line, plural
 
 #: ANSI SGR codes by meaning; nothing else in wheelhouse writes control codes.

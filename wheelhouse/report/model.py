@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wheelhouse import __version__
-from wheelhouse.execute import Outcome, Status
+from wheelhouse.execute.outcome import Outcome, Status
 from wheelhouse.pipeline import RunResult, TargetResult
-from wheelhouse.store import StoredFile
+from wheelhouse.store.model import StoredFile
 
 #: The words reports use. "cached": the store already had it (``Status.PRESENT``).
 STATUS_WORD = {Status.PRESENT: "cached", Status.FETCHED: "fetched", Status.BUILT: "built",

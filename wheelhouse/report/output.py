@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from wheelhouse.errors import BuildError, EngineError, ResolutionError, WheelhouseError
-from wheelhouse.execute import Progress, Status
+from wheelhouse.execute.outcome import Progress, Status
 from wheelhouse.pipeline import RunResult
 from wheelhouse.report.live import LiveProgress, Paint, Terminal, terminal_width
 from wheelhouse.report.model import BuildReport, Lookup

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from wheelhouse.execute import Outcome, Status
+from wheelhouse.execute.outcome import Outcome, Status
 from wheelhouse.pipeline import RunResult, TargetResult
-from wheelhouse.plan import Action, Step
+from wheelhouse.plan.model import Action, Step
 
 Echo = Callable[..., None]
 

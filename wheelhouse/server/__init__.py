@@ -5,19 +5,3 @@ of the catalogue), ``hot`` (answers for the hot pages, also as a WSGI layer in f
 ``fallthrough`` (upstream pages for names the store does not host), ``reply`` (answers as
 data).
 """
-
-from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
-from wheelhouse.options import ServerOptions, token_from_file
-from wheelhouse.server.app import create_app
-from wheelhouse.server.serving import IndexServer, bind_socket, make_server, serve
-
-__all__ = [
-    "DEFAULT_MAX_UPLOAD_BYTES",
-    "IndexServer",
-    "ServerOptions",
-    "bind_socket",
-    "create_app",
-    "make_server",
-    "serve",
-    "token_from_file",
-]

@@ -38,7 +38,7 @@ from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState, upload_http_date
 from wheelhouse.server.upload import UploadOptions, handle_upload
 from wheelhouse.server.web import web_bp
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ import threading
 import time
 from typing import IO
 
-
-class Stalled(Exception):
-    """The client did not send the next block of its body in time."""
+from wheelhouse.errors import Stalled
 
 
 class UploadSlots:

@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 
 from packaging.utils import NormalizedName
 
-from wheelhouse import index
-from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout, UsageError
+from wheelhouse.errors import FetchTimeout, UpstreamBusy, UpstreamError, UpstreamTimeout, UsageError
 from wheelhouse.server.state import Resource, http_date
-from wheelhouse.simple.client import Candidate, FetchTimeout, SimpleClient, display
+from wheelhouse.simple import render
+from wheelhouse.simple.client import SimpleClient
+from wheelhouse.simple.pages import Candidate, display
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ def check_upstream_url(url: str) -> str:
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _row(c: Candidate) -> index.Row:
+def _row(c: Candidate) -> render.Row:
     # No core metadata (we do not have the bytes) and no PEP 700 fields (API 1.0).
-    return index.Row(filename=c.filename, href=c.url, sha256=c.sha256,
+    return render.Row(filename=c.filename, href=c.url, sha256=c.sha256,
                      requires_python=c.requires_python, yanked=c.yanked)
 
 
@@ -255,7 +256,7 @@ class UpstreamPages:
             self._store(project, None, self._clock() + self.negative_ttl)
             return None
         rows = [_row(c) for c in files]
-        html_page = index.project_page_html(project, rows, api_version=API_VERSION)
+        html_page = render.project_page_html(project, rows, api_version=API_VERSION)
         previous = old.resource if old is not None else None
         if previous is not None and previous.html.etag == html_page.etag:
             # Unchanged upstream: keep Last-Modified, so If-Modified-Since still says 304.
@@ -263,7 +264,7 @@ class UpstreamPages:
         else:
             resource = Resource(
                 html=html_page,
-                json=index.project_page_json(project, rows, api_version=API_VERSION),
+                json=render.project_page_json(project, rows, api_version=API_VERSION),
                 last_modified=http_date(time.time()),
             )
         self._store(project, resource, self._clock() + self.ttl)

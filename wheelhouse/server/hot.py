@@ -19,13 +19,14 @@ from urllib.parse import parse_qs, quote
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from wheelhouse import index
 from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout
-from wheelhouse.index import MediaType
 from wheelhouse.server.auth import Access
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.server.state import IndexState, Resource, Snapshot, upload_http_date
-from wheelhouse.store import Kind, StoreReader
+from wheelhouse.simple import render
+from wheelhouse.simple.render import MediaType
+from wheelhouse.store.model import Kind
+from wheelhouse.store.protocols import StoreReader
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -94,12 +95,12 @@ def _page_reply(
     # The spec's own example is "?format=application/vnd.pypi.simple.v1+json" unencoded, and
     # form decoding would turn that "+" into a space, which no media type contains.
     fmt = parse_qs(query.replace("+", "%2B")).get("format", [None])[-1] if query else None
-    media = index.negotiate(environ.get("HTTP_ACCEPT"), fmt)
+    media = render.negotiate(environ.get("HTTP_ACCEPT"), fmt)
     if media is None:
         return text_reply(
             "406 Not Acceptable",
             "none of the requested media types is served here; acceptable: "
-            + ", ".join(index.available_types()),
+            + ", ".join(render.available_types()),
             ("Vary", "Accept"),
         )
     page = resource.page(media)
@@ -116,7 +117,7 @@ def _page_reply(
     return Reply(
         status="200 OK",
         headers=(
-            ("Content-Type", index.content_type_header(media)),
+            ("Content-Type", render.content_type_header(media)),
             ("Content-Length", str(len(page.body))),
             ("Last-Modified", resource.last_modified),
             *validators,

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import TargetError
 from wheelhouse.ledger import Failure
-from wheelhouse.store import Kind, StoredFile
+from wheelhouse.store.model import Kind, StoredFile
 from wheelhouse.targets import Target, known_targets, parse_target
 
 

@@ -29,7 +29,7 @@ from wheelhouse.errors import ServeError, StoreError, WheelhouseError
 from wheelhouse.options import GRANIAN_THREADS, ServerOptions, server_options
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import bind_socket
-from wheelhouse.store import Store
+from wheelhouse.store.store import Store
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

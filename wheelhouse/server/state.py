@@ -21,10 +21,11 @@ from functools import cached_property
 
 from packaging.utils import NormalizedName
 
-from wheelhouse import index
 from wheelhouse.errors import StoreError
-from wheelhouse.index import MediaType, Page
-from wheelhouse.store import StoredFile, StoreReader
+from wheelhouse.simple import render
+from wheelhouse.simple.render import MediaType, Page
+from wheelhouse.store.model import StoredFile
+from wheelhouse.store.protocols import StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Snapshot:
     def links(self) -> Page:
         # Rendered on first use: the flat page holds every file, and most deployments only
         # serve /simple/. A race renders it twice, which is harmless.
-        return index.links_html(self.files.values())
+        return render.links_html(self.files.values())
 
 
 def _render_project(
@@ -83,8 +84,8 @@ def _render_project(
     return ProjectEntry(
         files=files,
         resource=Resource(
-            html=index.project_html(project, files),
-            json=index.project_json(project, files),
+            html=render.project_html(project, files),
+            json=render.project_json(project, files),
             last_modified=last_modified,
         ),
     )
@@ -125,8 +126,8 @@ def build_snapshot(
     else:
         names = sorted(projects)
         root = Resource(
-            html=index.project_list_html(names),
-            json=index.project_list_json(names),
+            html=render.project_list_html(names),
+            json=render.project_list_json(names),
             last_modified=stamp,
         )
     if previous is not None:

@@ -44,11 +44,12 @@ from werkzeug.wsgi import get_input_stream
 
 from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES
 from wheelhouse.distributions import parse_filename
-from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
+from wheelhouse.errors import InvalidDistribution, PublishConflict, Stalled, StoreError
 from wheelhouse.server.auth import Access
-from wheelhouse.server.bodies import PacedReader, Stalled, UploadSlots
+from wheelhouse.server.bodies import PacedReader, UploadSlots
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.store import Kind, Origin, PublishStatus, StoreWriter
+from wheelhouse.store.model import Kind, Origin, PublishStatus
+from wheelhouse.store.protocols import StoreWriter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

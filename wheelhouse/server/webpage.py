@@ -11,9 +11,9 @@ from urllib.parse import quote
 import jinja2
 from packaging.utils import canonicalize_name
 
-from wheelhouse.index import file_href
 from wheelhouse.ledger import Failure
-from wheelhouse.store import StoredFile
+from wheelhouse.simple.render import file_href
+from wheelhouse.store.model import StoredFile
 
 _CSS = """
 :root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;

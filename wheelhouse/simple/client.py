@@ -21,23 +21,23 @@ import urllib3
 
 from wheelhouse import __version__
 from wheelhouse.distributions import read_wheel_metadata
-from wheelhouse.errors import InvalidDistribution, UpstreamError
+from wheelhouse.errors import (
+    FetchError,
+    FetchTimeout,
+    InvalidDistribution,
+    MetadataUnavailable,
+    UpstreamError,
+)
 from wheelhouse.simple.deadline import DeadlineAdapter, DeadlineRetry
 from wheelhouse.simple.deadline import deadline as deadline_of
 from wheelhouse.simple.pages import (
     Candidate,
-    candidate_from,
     display,
     parse_html_links,
     parse_json_page,
 )
 from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
-from wheelhouse.store import Kind
-
-__all__ = [
-    "ACCEPT", "Candidate", "FetchError", "FetchTimeout", "MetadataUnavailable", "SimpleClient",
-    "candidate_from", "display", "local_path", "origin", "parse_html_links", "parse_json_page",
-]
+from wheelhouse.store.model import Kind
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +51,7 @@ _MAX_REDIRECTS = 5
 _CHUNK = 1 << 16
 
 
-class FetchError(UpstreamError):
-    """An index answered with something we cannot use; ``status`` is its HTTP status, None
-    when there was no answer (network, timeout). ``detail``: the start of its body."""
 
-    def __init__(self, message: str, *, status: int | None, detail: str = "",
-                 hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.detail = detail
-
-
-class FetchTimeout(FetchError):
-    """The index did not answer within the client's deadline."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status=None)
-
-
-class MetadataUnavailable(UpstreamError):
-    """A wheel's METADATA cannot be had without downloading the whole file."""
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

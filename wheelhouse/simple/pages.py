@@ -24,7 +24,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from wheelhouse.errors import UpstreamError
-from wheelhouse.store import Kind
+from wheelhouse.store.model import Kind
 
 log = logging.getLogger(__name__)
 

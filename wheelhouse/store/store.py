@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +37,12 @@ from wheelhouse.store import catalogue
 from wheelhouse.store.changes import ChangeMarker
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
 from wheelhouse.store.staging import LOOSE_MAX_AGE, Intent, Staging
+from wheelhouse.util import fsync_dir, sha256_file, utc_now
 
 _CHUNK = 1 << 20
 _READ_PROTECTED = "read-protected"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Store:
@@ -242,7 +232,7 @@ class Store:
                     # No row means nothing under this name was ever shown, so replacing
                     # debris left by a crashed publisher is safe.
                     os.replace(staged, final)
-                    _fsync_dir(final.parent)
+                    fsync_dir(final.parent)
                     catalogue.insert(tx, stored)
                     generation = catalogue.committed_generation(tx)
                     tx.commit()
@@ -336,12 +326,3 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -1,9 +1,6 @@
-"""Turning an sdist into a repaired wheel for one target.
-
-A ``Builder`` knows where builds for a target run (this machine: ``local``; a container of the
-target's platform: ``container``) and runs the one recipe (``recipe``) there, repairing with
-auditwheel (``repair``). ``Builders`` picks the builder for each target. What to build and
-when is decided elsewhere (``wheelhouse.plan``); this package only builds.
+"""Builders: where a target's builds run. A ``Builder`` runs the one recipe (``recipe``) on this
+machine (``local``) or in a container of the target's platform (``container``); ``Builders``
+picks one per target.
 """
 
 from __future__ import annotations
@@ -12,9 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
-from wheelhouse.build.check import CheckResult
-from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.recipe import BuiltWheel, MoreRequirements
+from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements
+from wheelhouse.builder.smoke import CheckResult
 from wheelhouse.config import PackageSettings, Settings
 from wheelhouse.targets import Target
 
@@ -51,7 +47,7 @@ class Builder(Protocol):
         test: str | None, timeout: float,
     ) -> CheckResult:
         """Install ``requirement`` from ``available`` wheels plus ``wheel`` into a clean
-        environment of the target and check it works (see ``wheelhouse.build.check``)."""
+        environment of the target and check it works (see ``wheelhouse.builder.smoke``)."""
         ...
 
     def close(self) -> None:
@@ -65,7 +61,7 @@ class Builders:
 
     def __init__(self, settings: Settings, *, build_env: Mapping[str, str],
                  index_url: str | None) -> None:
-        from wheelhouse.build.local import LocalBuilder
+        from wheelhouse.builder.local import LocalBuilder
 
         self.local = LocalBuilder(build_env=build_env)
         self.settings = settings
@@ -74,8 +70,8 @@ class Builders:
 
     def container(self) -> Builder:
         if self._container is None:
-            from wheelhouse.build.container import ContainerBuilder, passthrough_environment
-            from wheelhouse.build.engine import ContainerOptions
+            from wheelhouse.builder.container import ContainerBuilder, passthrough_environment
+            from wheelhouse.builder.engine import ContainerOptions
 
             s = self.settings
             options = ContainerOptions(
@@ -95,7 +91,7 @@ class Builders:
         return default_images() | dict(self.settings.images)
 
     def __call__(self, target: Target) -> Builder:
-        from wheelhouse.build.local import LocalBuilder
+        from wheelhouse.builder.local import LocalBuilder
 
         if target.platform not in self.settings.images and LocalBuilder.can_build(target):
             return self.local
@@ -109,4 +105,3 @@ class Builders:
             self._container.close()
 
 
-__all__: Sequence[str] = ["BuildFailed", "Builder", "Builders", "BuiltWheel"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from wheelhouse.build.runner import Completed, LocalRunner
+from wheelhouse.builder.runner import Completed, LocalRunner
 from wheelhouse.errors import EngineError
 from wheelhouse.targets import host_arch
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from wheelhouse.build.runner import Runner
+from wheelhouse.builder.runner import Runner
 
 #: Run inside the environment with the wheel installed in ROOT (also on ``PYTHONPATH``): load
 #: each extension module of the wheel on its own, import its top-level modules, then make the

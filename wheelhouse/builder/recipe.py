@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.repair import (
+from wheelhouse.builder.repair import (
     check_fits,
     grafted_libraries,
     is_pure,
@@ -26,8 +25,9 @@ from wheelhouse.build.repair import (
     repair_command,
     show_command,
 )
-from wheelhouse.build.runner import Completed, Runner
+from wheelhouse.builder.runner import Completed, Runner
 from wheelhouse.config import PackageSettings
+from wheelhouse.errors import BuildFailed
 from wheelhouse.platforms import platforms
 from wheelhouse.targets import Target
 

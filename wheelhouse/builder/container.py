@@ -27,15 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from wheelhouse.build.check import (
-    CHECK_SCRIPT,
-    CheckPaths,
-    CheckResult,
-    check_wheel,
-    wheel_modules,
-)
-from wheelhouse.build.derived import ensure_derived
-from wheelhouse.build.engine import (
+from wheelhouse.builder.derived import ensure_derived
+from wheelhouse.builder.engine import (
     CONTAINER_CA,
     Container,
     ContainerOptions,
@@ -46,12 +39,18 @@ from wheelhouse.build.engine import (
     image_label,
     prune_stopped,
 )
-from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.local import link_all
-from wheelhouse.build.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
-from wheelhouse.build.sdist import source_root
+from wheelhouse.builder.local import link_all
+from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
+from wheelhouse.builder.sdist import source_root
+from wheelhouse.builder.smoke import (
+    CHECK_SCRIPT,
+    CheckPaths,
+    CheckResult,
+    check_wheel,
+    wheel_modules,
+)
 from wheelhouse.config import PackageSettings
-from wheelhouse.errors import EngineError
+from wheelhouse.errors import BuildFailed, EngineError
 from wheelhouse.targets import Target, host_arch
 
 #: proxy variables passed through to containers when set on the host.
@@ -263,7 +262,7 @@ class ContainerWorkspace:
     @contextlib.contextmanager
     def open(self, sdist: Path, build_deps: Path | None) -> Iterator[Paths]:
         stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
-        job = f"/wheelhouse/build/{stem}"
+        job = f"/wheelhouse/builder/{stem}"
         q = shlex.quote(job)
         self.container.exec_output(f"rm -rf {q} && mkdir -p {q}/src {q}/deps {q}/dist "
                                    f"{q}/repaired")

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from wheelhouse.build.errors import BuildFailed
 from wheelhouse.config import SystemPackages
+from wheelhouse.errors import BuildFailed
 from wheelhouse.platforms import platforms
-from wheelhouse.store import file_lock
+from wheelhouse.store.store import file_lock
 
 #: how long installing system packages into a derived image may take.
 TIMEOUT = 1800

@@ -16,7 +16,7 @@ from typing import Any
 
 from packaging.utils import parse_wheel_filename
 
-from wheelhouse.build.errors import BuildFailed
+from wheelhouse.errors import BuildFailed
 from wheelhouse.targets import Target
 
 

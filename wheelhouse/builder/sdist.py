@@ -14,7 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.build.errors import BuildFailed
+from wheelhouse.errors import BuildFailed
 
 #: what PEP 517 front ends assume when an sdist declares no build system.
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.store import Kind, StoredFile
+from wheelhouse.store.model import Kind, StoredFile
 
 #: The JSON API version we speak. Everything we emit exists in 1.1 (PEP 700: size,
 #: upload-time, versions); the HTML marker uses the same Major.Minor.

@@ -19,19 +19,19 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import IO
 
-from wheelhouse.build.check import (
+from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
+from wheelhouse.builder.runner import LocalRunner, Runner
+from wheelhouse.builder.sdist import extract
+from wheelhouse.builder.smoke import (
     CHECK_SCRIPT,
     CheckPaths,
     CheckResult,
     check_wheel,
     wheel_modules,
 )
-from wheelhouse.build.errors import BuildFailed
-from wheelhouse.build.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
-from wheelhouse.build.runner import LocalRunner, Runner
-from wheelhouse.build.sdist import extract
 from wheelhouse.config import PackageSettings
-from wheelhouse.store import file_lock
+from wheelhouse.errors import BuildFailed
+from wheelhouse.store.store import file_lock
 from wheelhouse.targets import Target, host_platform
 
 

@@ -1,0 +1,102 @@
+"""What the commands share: reading settings for a command, the options several commands take,
+the exit-status table for help texts, and the store walk behind ``check`` and ``lock``. A leaf:
+it imports no command module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from wheelhouse.config import Settings, load_settings
+from wheelhouse.errors import ResolutionError, exit_statuses
+
+if TYPE_CHECKING:
+    from wheelhouse.inputs import BuildInput
+    from wheelhouse.installable import Installable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_status_help() -> str:
+    """The exit-status table for a command's epilog (click keeps ``\\b`` paragraphs as they are)."""
+    rows = "\n".join(f"{code:>3}  {text.replace('`', '')}" for code, text in exit_statuses())
+    return f"\n\b\nExit status:\n{rows}\n"
+
+
+def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
+    config = ctx.obj.get("config") if ctx.obj else None
+    return load_settings(config_file=config, overrides=overrides)
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+        help="A TOML file with wheelhouse settings (instead of ./wheelhouse.toml or "
+        "./pyproject.toml's [tool.wheelhouse]).",
+    )(f)
+
+
+def store_option(f: F) -> F:
+    return click.option(
+        "--store", type=click.Path(path_type=Path, file_okay=False),
+        help="The store directory [default: $XDG_DATA_HOME/wheelhouse/store; "
+        "env WHEELHOUSE_STORE].",
+    )(f)
+
+
+def target_option(f: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "-t", "--target", "targets", multiple=True, metavar="ID",
+        help="A target such as cp311-manylinux_x86_64 (repeatable) [default: the config's "
+        "targets, else this machine's own platform].")(f)
+
+
+def requirements_argument(f: click.decorators.FC) -> click.decorators.FC:
+    return click.argument("requirements", nargs=-1,
+                          type=click.Path(path_type=Path, dir_okay=False))(f)
+
+
+def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
+          store: Path | None, config_file: Path | None
+          ) -> tuple[Settings, BuildInput, list[Installable]]:
+    """The settings' store read-only, and what it installs for each target."""
+    from wheelhouse.inputs import read_inputs
+    from wheelhouse.installable import installable
+    from wheelhouse.options import build_options
+    from wheelhouse.store.store import Store
+
+    if config_file is not None:
+        ctx.obj["config"] = config_file
+    settings = settings_for(ctx, store=store, targets=targets)
+    options = build_options(settings)
+    inputs = read_inputs(requirements or settings.requirements)
+    st = Store(settings.store, readonly=True)
+    results = [installable(inputs.for_target(t), t, st, settings) for t in options.targets]
+    return settings, inputs, results
+
+
+def _report_missing(results: list[Installable]) -> None:
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return
+    pins = sum(len(r.missing) for r in bad)
+    raise ResolutionError(
+        f"the store cannot install {pins} {'pin' if pins == 1 else 'pins'} on "
+        f"{len(bad)} of {len(results)} {'target' if len(results) == 1 else 'targets'} "
+        "(listed above)",
+        hint="run `wheelhouse build` with the same requirements and targets, then check again")
+
+
+def report_missing(results: list[Installable]) -> None:
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return
+    pins = sum(len(r.missing) for r in bad)
+    raise ResolutionError(
+        f"the store cannot install {pins} {'pin' if pins == 1 else 'pins'} on "
+        f"{len(bad)} of {len(results)} {'target' if len(results) == 1 else 'targets'} "
+        "(listed above)",
+        hint="run `wheelhouse build` with the same requirements and targets, then check again")
