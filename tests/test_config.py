@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse.config import Settings, default_store, load_settings
+from wheelhouse.config import load_settings
 from wheelhouse.errors import ConfigError, UsageError
 from wheelhouse.options import server_options
+from wheelhouse.settings import Settings, default_store
 
 
 def test_cascade_defaults_file_env_flags(tmp_path: Path) -> None:

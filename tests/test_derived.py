@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wheelhouse.builder.derived import derived_tag, install_script
-from wheelhouse.config import SystemPackages
+from wheelhouse.settings import SystemPackages
 
 TABLE: SystemPackages = (("apk", ("libffi-dev",)), ("dnf", ("libffi-devel",)))
 

@@ -16,8 +16,8 @@ import pytest
 
 from wheelhouse.builder.recipe import Paths, Recipe, build_wheel
 from wheelhouse.builder.runner import Completed
-from wheelhouse.config import PackageSettings
 from wheelhouse.errors import BuildFailed
+from wheelhouse.settings import PackageSettings
 from wheelhouse.targets import parse_target
 
 TARGET = parse_target("cp311-manylinux_x86_64")

@@ -1,3 +1,5 @@
+"""``python -m wheelhouse``: the same as the ``wheelhouse`` command."""
+
 from wheelhouse.cli import main
 
 main()

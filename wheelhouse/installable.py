@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from packaging.utils import NormalizedName
 
-from wheelhouse.config import Settings
 from wheelhouse.execute.outcome import Outcome, Status, drive
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Action, Step
 from wheelhouse.plan.resolver import Resolver, Views, requires_dist
 from wheelhouse.requirements import RequirementSet
+from wheelhouse.settings import Settings
 from wheelhouse.simple.pages import Candidate, candidate_from
 from wheelhouse.store.model import Kind, StoredFile
 from wheelhouse.store.protocols import StoreReader

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from wheelhouse.config import DEFAULT_MAX_UPLOAD_BYTES, Settings
 from wheelhouse.errors import UsageError
+from wheelhouse.settings import DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 if TYPE_CHECKING:
     from wheelhouse.targets import Target

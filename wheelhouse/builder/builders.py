@@ -11,7 +11,7 @@ from typing import IO, Protocol
 
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements
 from wheelhouse.builder.smoke import CheckResult
-from wheelhouse.config import PackageSettings, Settings
+from wheelhouse.settings import PackageSettings, Settings
 from wheelhouse.targets import Target
 
 

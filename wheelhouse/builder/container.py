@@ -49,8 +49,8 @@ from wheelhouse.builder.smoke import (
     check_wheel,
     wheel_modules,
 )
-from wheelhouse.config import PackageSettings
 from wheelhouse.errors import BuildFailed, EngineError
+from wheelhouse.settings import PackageSettings
 from wheelhouse.targets import Target, host_arch
 
 #: proxy variables passed through to containers when set on the host.

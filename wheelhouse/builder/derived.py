@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from wheelhouse.config import SystemPackages
 from wheelhouse.errors import BuildFailed
 from wheelhouse.platforms import platforms
+from wheelhouse.settings import SystemPackages
 from wheelhouse.store.store import file_lock
 
 #: how long installing system packages into a derived image may take.

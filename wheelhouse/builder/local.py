@@ -29,8 +29,8 @@ from wheelhouse.builder.smoke import (
     check_wheel,
     wheel_modules,
 )
-from wheelhouse.config import PackageSettings
 from wheelhouse.errors import BuildFailed
+from wheelhouse.settings import PackageSettings
 from wheelhouse.store.store import file_lock
 from wheelhouse.targets import Target, host_platform
 

@@ -26,9 +26,9 @@ from wheelhouse.builder.repair import (
     show_command,
 )
 from wheelhouse.builder.runner import Completed, Runner
-from wheelhouse.config import PackageSettings
 from wheelhouse.errors import BuildFailed
 from wheelhouse.platforms import platforms
+from wheelhouse.settings import PackageSettings
 from wheelhouse.targets import Target
 
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from wheelhouse.config import Settings, load_settings
+from wheelhouse.config import load_settings
 from wheelhouse.errors import ResolutionError, exit_statuses
+from wheelhouse.settings import Settings
 
 if TYPE_CHECKING:
     from wheelhouse.inputs import BuildInput

@@ -20,7 +20,6 @@ from packaging.utils import NormalizedName
 
 from wheelhouse.builder.builders import Builder, Builders
 from wheelhouse.builder.sdist import build_requirements
-from wheelhouse.config import PackageSettings, Settings
 from wheelhouse.errors import BuildFailed, EngineError, InvalidDistribution, UpstreamError
 from wheelhouse.execute.building import build_step, failed_before
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
@@ -28,6 +27,7 @@ from wheelhouse.ledger import Failure, Ledger
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Action, Pin, Step
 from wheelhouse.plan.resolver import Resolver, Views, requirement_set, requires_dist
+from wheelhouse.settings import PackageSettings, Settings
 from wheelhouse.simple.client import local_path
 from wheelhouse.store.model import Origin, PublishStatus, StoredFile
 from wheelhouse.store.protocols import StoreWriter
