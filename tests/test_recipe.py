@@ -102,7 +102,8 @@ def build(tmp_path: Path, runner: FakeRunner, *, deps: Path | None = None,
           package: PackageSettings | None = None,
           more: Callable[[Sequence[str]], Path] | None = None) -> tuple[Path, str]:
     recipe = Recipe(runner=runner, workspace=DirWorkspace(tmp_path / "ws"), python="python3",
-                    env={"PATH": "/usr/bin"}, where="in some-image")
+                    auditwheel=("python3", "-m", "auditwheel"), env={"PATH": "/usr/bin"},
+                    where="in some-image")
     log = io.StringIO()
     built = build_wheel(recipe, tmp_path / "demo-1.0.tar.gz", target=TARGET,
                         package=package or PackageSettings(), work_dir=tmp_path / "work",

@@ -41,6 +41,22 @@ class BuildInput:
     def notes(self) -> tuple[str, ...]:
         return tuple(n for lock in self.lockfiles for n in lock.notes)
 
+    def assumptions(self, targets: Sequence[Target]) -> list[str]:
+        """What was assumed of targets whose full Python version no image told: a lock's
+        Requires-Python that ``X.Y.0`` fails is taken as met by the oldest patch that meets
+        it. One note per (lock, target), said once per run."""
+        notes = []
+        for lock in self.lockfiles:
+            rp = lock.requires_python
+            for target in targets:
+                seen = target.with_python_for(rp)
+                if seen is not target:
+                    notes.append(
+                        f"{target}: no image was asked for its Python's patch release; "
+                        f"{lock.inputs[0]} requires Python {rp}, taken as met by "
+                        f"{seen.full_version}")
+        return notes
+
     def digest(self) -> str:
         """A stable digest of the input: the path and bytes of every file read (the same
         digest as ``RequirementSet.digest`` when there are only requirements files)."""

@@ -136,7 +136,9 @@ class Platforms:
 
     #: the CPython versions targets may name, oldest first.
     pythons: tuple[tuple[int, int], ...]
-    #: where builder images keep CPython, in the order to try; ``{major}``, ``{minor}``.
+    #: the versions whose free-threaded build (ABI ``cpXYt``) targets may name.
+    free_threaded: tuple[tuple[int, int], ...]
+    #: where images keep CPython, in the order to try; ``{major}``, ``{minor}``, ``{t}``.
     python_candidates: tuple[str, ...]
     source_date_epoch: int
     #: the architectures ``wheelhouse targets`` lists by default.
@@ -166,9 +168,12 @@ class Platforms:
         ``aarch64``); a name nobody knows comes back as it was."""
         return self._arch_names.get(machine.lower(), machine)
 
-    def python_paths(self, python: tuple[int, int]) -> tuple[str, ...]:
-        """Where a builder image may keep this CPython, in the order to try."""
-        return tuple(c.format(major=python[0], minor=python[1]) for c in self.python_candidates)
+    def python_paths(self, python: tuple[int, int], *, free_threaded: bool = False
+                     ) -> tuple[str, ...]:
+        """Where an image may keep this CPython build, in the order to try."""
+        t = "t" if free_threaded else ""
+        return tuple(c.format(major=python[0], minor=python[1], t=t)
+                     for c in self.python_candidates)
 
     def parse_platform_tag(self, tag: str) -> PlatformTag | None:
         """``manylinux_2_17_x86_64``, a legacy alias or a musllinux tag as (family, policy,
@@ -225,9 +230,15 @@ def load(text: str, *, source: str = "platforms.toml") -> Platforms:
     top = Node(source=source, path="", value=raw, hint=_HINT).table(
         required=("python", "builds", "targets", "package-managers", "archs", "families"))
     archs = _read_archs(top["archs"])
-    python = top["python"].table(required=("versions", "builder-candidates"))
+    python = top["python"].table(required=("versions", "free-threaded", "builder-candidates"))
     pythons = tuple(_python(v) for v in python["versions"].items(unique=True, nonempty=True))
-    candidates = tuple(c.template(("major", "minor"))
+    free_threaded = []
+    for node in python["free-threaded"].items(unique=True):
+        version = _python(node)
+        if version not in pythons:
+            raise node.fail(f"{node.value!r} is not one of python.versions")
+        free_threaded.append(version)
+    candidates = tuple(c.template(("major", "minor", "t"))
                        for c in python["builder-candidates"].items(unique=True, nonempty=True))
     epoch = top["builds"].table(required=("source-date-epoch",))["source-date-epoch"]
     families = {name: _read_family(node, name, archs)
@@ -251,6 +262,7 @@ def load(text: str, *, source: str = "platforms.toml") -> Platforms:
         ))
     return Platforms(
         pythons=pythons,
+        free_threaded=tuple(free_threaded),
         python_candidates=candidates,
         source_date_epoch=epoch.integer(minimum=_ZIP_EPOCH),
         listed_archs=tuple(n.string() for n in listed.items(unique=True)),

@@ -1,9 +1,15 @@
-"""Build targets: a CPython version on a Linux platform family and architecture.
+"""Build targets: a CPython build on a Linux platform family and architecture.
 
-A target is identified like cibuildwheel's build identifiers (``cp311-manylinux_x86_64``), with an
-optional libc policy ceiling (``cp311-manylinux_2_36_x86_64``, ``cp312-musllinux_1_1_aarch64``).
-The wheel tags a target accepts are computed from the target alone with ``packaging.tags``,
-never from the running host, so foreign targets are planned by the same code as the host's.
+A target is identified like cibuildwheel's build identifiers (``cp311-manylinux_x86_64``,
+``cp314t-musllinux_aarch64`` for a free-threaded build), with an optional libc policy ceiling
+(``cp311-manylinux_2_36_x86_64``, ``cp312-musllinux_1_1_aarch64``). The wheel tags a target
+accepts are computed from the target alone with ``packaging.tags``, never from the running
+host, so foreign targets are planned by the same code as the host's. Selectors over the
+known targets (``cp31*-musllinux_*``) are in ``wheelhouse.selectors``.
+
+A target's full Python version (``3.11.7``) is what its builder image's interpreter reports,
+when one was asked (``full_version``); without one, a ``Requires-Python`` is satisfied when
+some patch release of the target's X.Y satisfies it (``admits``, ``assumed_patch``).
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import functools
 import platform
 import re
 import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import NewType
 
 from packaging import tags as pt
@@ -37,6 +44,11 @@ class Target:
     #: the policy the short identifier (no policy named) stands for in this run: the
     #: platform's configured builder image's, else the data's default.
     default_policy: Policy | None = None
+    #: a free-threaded build (``--disable-gil``, ABI ``cpXYt``).
+    free_threaded: bool = False
+    #: the interpreter's own ``X.Y.Z`` where an image was asked; None: not known. Not part of
+    #: the target's identity (a rebuilt image with a newer patch release is the same target).
+    full_version: str | None = field(default=None, compare=False)
 
     @property
     def platform(self) -> str:
@@ -45,7 +57,18 @@ class Target:
 
     @property
     def python_tag(self) -> str:
+        """The interpreter tag (``cp314``), the same for both builds of a version."""
         return f"cp{self.python[0]}{self.python[1]}"
+
+    @property
+    def abi_tag(self) -> str:
+        """The ABI tag of the interpreter's own extensions: ``cp314``, or ``cp314t``."""
+        return self.python_tag + ("t" if self.free_threaded else "")
+
+    @property
+    def python_dir(self) -> str:
+        """The directory name pypa images keep this build under (``cp314-cp314t``)."""
+        return f"{self.python_tag}-{self.abi_tag}"
 
     @property
     def policy_tag(self) -> str:
@@ -56,8 +79,8 @@ class Target:
     def identifier(self) -> str:
         default = self.default_policy or self._family.default_policy_for(self.arch)
         if self.policy == default:
-            return f"{self.python_tag}-{self.platform}"
-        return f"{self.python_tag}-{self.policy_tag}"
+            return f"{self.abi_tag}-{self.platform}"
+        return f"{self.abi_tag}-{self.policy_tag}"
 
     def __str__(self) -> str:
         return self.identifier
@@ -78,8 +101,14 @@ class Target:
 
     @property
     def python_candidates(self) -> tuple[str, ...]:
-        """Where a builder image may keep this target's CPython, in the order to try."""
-        return pf.platforms().python_paths(self.python)
+        """Where an image may keep this target's CPython build, in the order to try."""
+        return pf.platforms().python_paths(self.python, free_threaded=self.free_threaded)
+
+    @property
+    def python_description(self) -> str:
+        """``CPython 3.14 (free-threaded)`` for messages."""
+        return f"CPython {self.version_string}" + (" (free-threaded)" if self.free_threaded
+                                                     else "")
 
     @property
     def package_managers(self) -> tuple[PackageManager, ...]:
@@ -110,18 +139,20 @@ class Target:
         return best
 
     def marker_environment(self) -> dict[str, str]:
-        """PEP 508 marker values as an interpreter of this target would report them."""
+        """PEP 508 marker values as an interpreter of this target would report them (the
+        image's full version where known, else X.Y.0)."""
         version = f"{self.python[0]}.{self.python[1]}"
+        full = self.full_version or f"{version}.0"
         return {
             "implementation_name": "cpython",
-            "implementation_version": f"{version}.0",
+            "implementation_version": full,
             "os_name": "posix",
             "platform_machine": self.arch,
             "platform_python_implementation": "CPython",
             "platform_release": "",
             "platform_system": "Linux",
             "platform_version": "",
-            "python_full_version": f"{version}.0",
+            "python_full_version": full,
             "python_version": version,
             "sys_platform": "linux",
         }
@@ -133,14 +164,50 @@ class Target:
         """
         if not requires_python:
             return True
-        try:
-            return SpecifierSet(requires_python).contains(self.version_string, prereleases=True)
-        except InvalidSpecifier:
-            return True
+        if self.full_version is not None:
+            return _satisfies(requires_python, self.full_version)
+        return self.assumed_patch(requires_python) is not None
+
+    def with_python_for(self, requires_python: str | None) -> Target:
+        """This target as a lock with ``requires_python`` sees it: where the full version is
+        not known and ``X.Y.0`` does not satisfy it, the oldest patch release that does
+        (``python_full_version`` in markers); otherwise unchanged."""
+        if self.full_version is not None or not requires_python:
+            return self
+        patch = self.assumed_patch(requires_python)
+        if patch is None or patch.endswith(".0"):
+            return self
+        return replace(self, full_version=patch)
+
+    def assumed_patch(self, requires_python: str) -> str | None:
+        """Without a known full version: the oldest ``X.Y.Z`` of this target's X.Y that
+        satisfies ``requires_python`` (``X.Y.0`` when that does), or None if none does."""
+        return _oldest_patch(requires_python, self.python)
 
     @property
     def version_string(self) -> str:
         return f"{self.python[0]}.{self.python[1]}"
+
+
+#: patch releases looked at when a target's full version is not known (3.9 reached 3.9.25).
+_PATCHES = 100
+
+
+@functools.cache
+def _satisfies(requires_python: str, version: str) -> bool:
+    try:
+        return SpecifierSet(requires_python).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return True  # as pip ignores a value it cannot parse
+
+
+@functools.cache
+def _oldest_patch(requires_python: str, python: tuple[int, int]) -> str | None:
+    for patch in range(_PATCHES):
+        version = f"{python[0]}.{python[1]}.{patch}"
+        if _satisfies(requires_python, version):
+            return version
+    return None
 
 
 def _platform_tags(family: FamilyInfo, arch: str, policy: Policy) -> Iterator[str]:
@@ -160,8 +227,10 @@ def _platform_tags(family: FamilyInfo, arch: str, policy: Policy) -> Iterator[st
 def _tags(target: Target, data: Platforms) -> tuple[pt.Tag, ...]:
     platforms = list(_platform_tags(data.family(target.family), target.arch, target.policy))
     interpreter = target.python_tag
+    # packaging derives the rest from the ABI: a free-threaded cpXYt never takes abi3, and
+    # takes abi3t (PEP 803) where a GIL build takes abi3.
     ordered = [
-        *pt.cpython_tags(target.python, abis=[interpreter], platforms=platforms),
+        *pt.cpython_tags(target.python, abis=[target.abi_tag], platforms=platforms),
         *pt.compatible_tags(target.python, interpreter=interpreter, platforms=platforms),
     ]
     return tuple(dict.fromkeys(ordered))
@@ -177,7 +246,7 @@ def _identifier_re(data: Platforms) -> re.Pattern[str]:
     majors = "|".join(sorted({str(major) for major, _ in data.pythons}))
     families = "|".join(re.escape(f) for f in data.families)
     return re.compile(
-        rf"^cp(?P<major>{majors})(?P<minor>\d{{1,2}})-(?P<family>{families})"
+        rf"^cp(?P<major>{majors})(?P<minor>\d{{1,2}})(?P<t>t?)-(?P<family>{families})"
         r"(?:_(?P<lmaj>\d+)_(?P<lmin>\d+))?_(?P<arch>[a-z0-9_]+)$"
     )
 
@@ -192,8 +261,15 @@ def _example(data: Platforms, *, policy: bool = False) -> str:
     return f"cp{python[0]}{python[1]}-{platform}"
 
 
+def _python_ids(data: Platforms) -> list[str]:
+    """Every interpreter a target may name, as in identifiers: ``cp39``, ..., ``cp314t``."""
+    ids = [f"cp{a}{b}" for a, b in data.pythons]
+    return ids + [f"cp{a}{b}t" for a, b in data.free_threaded]
+
+
 def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = None) -> Target:
-    """Parse ``cp311-manylinux_x86_64`` (or with an explicit policy) into a Target.
+    """Parse ``cp311-manylinux_x86_64`` (or ``cp314t-...``, or with an explicit policy) into a
+    Target.
 
     ``defaults`` maps platforms (``manylinux_x86_64``) to the policy their builder image makes
     (see ``wheelhouse.builder.engine.image_policies``); a target that names no policy gets it.
@@ -203,8 +279,8 @@ def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = Non
     if not m:
         raise TargetError(
             f"unknown target {identifier!r}",
-            hint="valid targets are cpXY-FAMILY_ARCH with XY in "
-            + ", ".join(f"{a}{b}" for a, b in data.pythons) + "; FAMILY in "
+            hint="valid targets are cpXY-FAMILY_ARCH with cpXY in "
+            + ", ".join(_python_ids(data)) + "; FAMILY in "
             + ", ".join(data.families) + "; ARCH in "
             + ", ".join(dict.fromkeys(a for f in data.families.values() for a in f.archs))
             + f" (e.g. {_example(data)}; a libc policy may be named: "
@@ -212,6 +288,7 @@ def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = Non
         )
     family = data.family(m["family"])
     python = (int(m["major"]), int(m["minor"]))
+    free_threaded = bool(m["t"])
     arch = m["arch"]
     support = family.archs.get(arch)
     if support is None:
@@ -222,7 +299,14 @@ def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = Non
     if python not in data.pythons:
         raise TargetError(
             f"unsupported Python {python[0]}.{python[1]} in target {identifier!r}",
-            hint="supported: " + ", ".join(f"cp{a}{b}" for a, b in data.pythons),
+            hint="supported: " + ", ".join(_python_ids(data)),
+        )
+    if free_threaded and python not in data.free_threaded:
+        raise TargetError(
+            f"no free-threaded CPython {python[0]}.{python[1]} target ({identifier!r})",
+            hint="free-threaded targets: "
+            + ", ".join(f"cp{a}{b}t" for a, b in data.free_threaded)
+            + f"; cp{python[0]}{python[1]} is the same version with the GIL",
         )
     platform = f"{family.name}_{arch}"
     default = (defaults or {}).get(platform, support.default_policy)
@@ -240,16 +324,19 @@ def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = Non
                 f"{family.name}_{oldest[0]}_{oldest[1]}",
             )
     return Target(python=python, family=Family(family.name), arch=arch, policy=policy,
-                  default_policy=default)
+                  default_policy=default, free_threaded=free_threaded)
 
 
 def known_targets() -> list[Target]:
-    """The default-policy targets for every supported Python, family and listed arch."""
+    """The default-policy targets for every supported CPython build, family and listed arch,
+    in cibuildwheel's order (version, then free-threaded, then platform)."""
     data = pf.platforms()
+    builds = sorted([(py, False) for py in data.pythons]
+                    + [(py, True) for py in data.free_threaded])
     return [
         Target(python=py, family=Family(fam.name), arch=arch,
-               policy=fam.default_policy_for(arch))
-        for py in data.pythons
+               policy=fam.default_policy_for(arch), free_threaded=ft)
+        for py, ft in builds
         for fam in data.families.values()
         for arch in data.listed_archs
     ]
@@ -303,4 +390,6 @@ def host_target() -> Target:
         family=host.family,
         arch=host.arch,
         policy=host.policy,
+        free_threaded=bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        full_version=platform.python_version(),
     )

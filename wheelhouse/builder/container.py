@@ -36,9 +36,10 @@ from wheelhouse.builder.engine import (
     check_emulation,
     check_engine,
     image_exists,
-    image_label,
     prune_stopped,
 )
+from wheelhouse.builder.interpreters import Found, probe_script
+from wheelhouse.builder.interpreters import choose as choose_interpreter
 from wheelhouse.builder.local import link_all
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
 from wheelhouse.builder.sdist import source_root
@@ -57,17 +58,14 @@ from wheelhouse.targets import Target, host_arch
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
-def find_python_script(candidates: Sequence[str]) -> str:
-    """A shell script printing the first candidate interpreter the image has."""
-    quoted = " ".join(shlex.quote(c) for c in candidates if c)
-    return (f"for p in {quoted}; do if command -v \"$p\" >/dev/null 2>&1; then "
-            "command -v \"$p\"; exit 0; fi; done; exit 1")
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Running:
     container: Container
-    python: str
+    found: Found
+
+    @property
+    def python(self) -> str:
+        return self.found.interpreter.path
 
 
 class ContainerBuilder:
@@ -98,7 +96,7 @@ class ContainerBuilder:
         image = self.image_for(target)
         if image is None:
             return "container:none"
-        return f"{self.options.engine}:{image}@{self._image_id(image)}:{target.python_tag}"
+        return f"{self.options.engine}:{image}@{self._image_id(image)}:{target.abi_tag}"
 
     def _image_id(self, image: str) -> str:
         if image not in self._ids:
@@ -127,33 +125,34 @@ class ContainerBuilder:
                                   label=f"{role}-{target.identifier.replace('_', '-')}")
             try:
                 running = _Running(container=container,
-                                   python=self._find_python(container, image, target))
+                                   found=self._find_python(container, image, target))
             except BaseException:
                 container.close()
                 raise
             self._running[key] = running
             return running
 
-    def _find_python(self, container: Container, image: str, target: Target) -> str:
+    def _find_python(self, container: Container, image: str, target: Target) -> Found:
         arch = container.exec_output("uname -m").strip()
         if arch != target.arch:
             raise EngineError(
                 f"the image {image} runs as {arch}, but {target} needs {target.arch}",
                 hint=f"configure an {target.arch} image for {target.platform}",
             )
-        # The platform's usual places; an image's own label comes right after the first
-        # (the pypa layout), before anything on PATH.
-        label = image_label(self.options.engine, image, "org.wheelhouse.python")
-        first, *rest = target.python_candidates
-        script = find_python_script([first, label or "", *rest])
+        # Only the target's own build: its version and ABI are asked, never assumed.
+        output = container.exec_output(probe_script(target.python_candidates))
+        return choose_interpreter(target, image, output)
+
+    def python_version(self, target: Target) -> str | None:
+        """The full version of the target's CPython in its builder image (``3.11.2``), asked
+        once per container; None when it cannot be asked here (no image, no engine)."""
+        image = self.image_for(target)
+        if image is None:
+            return None
         try:
-            return container.exec_output(script).strip()
+            return self._start("build", target, image).found.interpreter.version
         except EngineError:
-            raise EngineError(
-                f"the image {image} has no CPython {target.version_string}",
-                hint="choose an image with that Python (pypa images keep them in "
-                "/opt/python), or label the image org.wheelhouse.python=/path",
-            ) from None
+            return None
 
     def _forget(self, target: Target) -> None:
         with self._guard:
@@ -180,8 +179,8 @@ class ContainerBuilder:
         try:
             recipe = Recipe(runner=runner, workspace=ContainerWorkspace(running.container,
                                                                          running.python),
-                            python=running.python, env=self._build_index_env(),
-                            where=f"in {image}")
+                            python=running.python, auditwheel=running.found.auditwheel,
+                            env=self._build_index_env(), where=f"in {image}")
             return build_wheel(recipe, sdist, target=target, package=settings,
                                work_dir=work_dir, log=log, timeout=timeout,
                                build_deps=build_deps, more_requirements=more_requirements)

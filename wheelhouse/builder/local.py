@@ -96,6 +96,7 @@ class LocalBuilder:
             and host.arch == target.arch
             and host.policy <= target.policy
             and target.python == sys.version_info[:2]
+            and target.free_threaded == bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
         )
 
     def identity(self, target: Target) -> str:
@@ -117,7 +118,8 @@ class LocalBuilder:
             constraints.write_text("\n".join(settings.build_constraints) + "\n")
             env["PIP_CONSTRAINT"] = str(constraints)
         recipe = Recipe(runner=self.runner, workspace=LocalWorkspace(target),
-                        python=self.python, env=env)
+                        python=self.python, auditwheel=(self.python, "-m", "auditwheel"),
+                        env=env)
         return build_wheel(recipe, sdist, target=target, package=settings, work_dir=work_dir,
                            log=log, timeout=timeout, build_deps=build_deps,
                            more_requirements=more_requirements)

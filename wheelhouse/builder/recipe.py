@@ -74,6 +74,9 @@ class Recipe:
     workspace: Workspace
     #: the interpreter that builds, as the runner sees it.
     python: str
+    #: the command that runs auditwheel there (its own environment needs Python >= 3.10,
+    #: so it is not the target's interpreter on old targets).
+    auditwheel: Sequence[str]
     env: Mapping[str, str]
     #: where the build runs, for messages ("in IMAGE"; "" for this machine).
     where: str = ""
@@ -151,13 +154,13 @@ def _build(
         log.write(f"{built.name} is pure Python; no repair needed\n")
         return BuiltWheel(wheel=built, seconds=done.seconds)
     inner = f"{paths.dist}/{built.name}"
-    shown = recipe.runner.run(show_command(recipe.python, inner), log=None, env=env,
+    shown = recipe.runner.run(show_command(recipe.auditwheel, inner), log=None, env=env,
                               timeout=timeout)
     repair = recipe.runner.run(
-        repair_command(recipe.python, inner, paths.repaired, package.auditwheel_exclude),
+        repair_command(recipe.auditwheel, inner, paths.repaired, package.auditwheel_exclude),
         log=None, env=env, timeout=timeout,
     )
-    log.write(f"$ {' '.join(repair_command(recipe.python, inner, paths.repaired, ()))}\n"
+    log.write(f"$ {' '.join(repair_command(recipe.auditwheel, inner, paths.repaired, ()))}\n"
               + repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
                                  else ""))
     if repair.timed_out:

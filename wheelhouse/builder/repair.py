@@ -25,15 +25,16 @@ def is_pure(wheel: Path) -> bool:
     return all(t.platform == "any" for t in tags)
 
 
-def repair_command(python: str, wheel: str, out_dir: str, exclude: Sequence[str]) -> list[str]:
-    cmd = [python, "-m", "auditwheel", "repair", "--plat", "auto", "-w", out_dir]
+def repair_command(auditwheel: Sequence[str], wheel: str, out_dir: str,
+                   exclude: Sequence[str]) -> list[str]:
+    cmd = [*auditwheel, "repair", "--plat", "auto", "-w", out_dir]
     for soname in exclude:
         cmd += ["--exclude", soname]
     return [*cmd, wheel]
 
 
-def show_command(python: str, wheel: str) -> list[str]:
-    return [python, "-m", "auditwheel", "show", "--json", wheel]
+def show_command(auditwheel: Sequence[str], wheel: str) -> list[str]:
+    return [*auditwheel, "show", "--json", wheel]
 
 
 def grafted_libraries(wheel: Path) -> tuple[str, ...]:
@@ -45,9 +46,18 @@ def grafted_libraries(wheel: Path) -> tuple[str, ...]:
 
 
 def check_fits(wheel: Path, target: Target) -> None:
+    """Refuse a repaired wheel the target's installer would not take, saying which part of
+    its tags is wrong: the interpreter or ABI (built by another Python), or the platform."""
     _name, _ver, _build, tags = parse_wheel_filename(wheel.name)
     if target.tag_rank(frozenset(tags)) is None:
+        platforms = set(target.platform_tags())
         got = ", ".join(sorted({t.platform for t in tags}))
+        if any(t.platform in platforms for t in tags):
+            pythons = ", ".join(sorted({f"{t.interpreter}-{t.abi}" for t in tags}))
+            raise BuildFailed(
+                f"the wheel {wheel.name} is for {pythons}, which target {target} "
+                f"({target.python_description}) cannot install: it was built by another "
+                "interpreter than the target's")
         raise BuildFailed(
             f"the repaired wheel {wheel.name} is tagged {got}, which target {target} "
             f"(up to {target.policy_tag}) does not accept: it was built against a newer libc "

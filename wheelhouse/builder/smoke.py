@@ -8,12 +8,14 @@ cibuildwheel's test-command does; the program check always runs.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from wheelhouse.builder.runner import Runner
 
@@ -67,8 +69,16 @@ for top, _dirs, files in os.walk(root):
             failed += 1
             print(f"program {os.path.relpath(path, root)} cannot run:")
             print("\n".join(bad[:5]))
+import platform, sysconfig
+print("wheelhouse-interpreter: " + json.dumps({
+    "python": platform.python_version(),
+    "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    "gil_enabled": getattr(sys, "_is_gil_enabled", lambda: True)()}))
 sys.exit(1 if failed else 0)
 """
+
+#: the line CHECK_SCRIPT ends with: the interpreter that ran the check, as it says.
+_INTERPRETER = "wheelhouse-interpreter: "
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +86,24 @@ class CheckResult:
     ok: bool
     #: what the check printed (the import error, the unresolved symbols).
     output: str = ""
+    #: the full version of the interpreter the check ran in, as it reported it.
+    python: str | None = None
+    #: a free-threaded interpreter that ran the check.
+    free_threaded: bool = False
+    #: on a free-threaded interpreter: whether the GIL was on after the imports (an
+    #: extension that does not declare free-threading support turns it back on).
+    gil_enabled: bool | None = None
+
+    @property
+    def summary(self) -> str:
+        """``checked in CPython 3.14.10 (free-threaded; the imports re-enabled the GIL)``."""
+        if self.python is None:
+            return ""
+        text = f"checked in CPython {self.python}"
+        if self.free_threaded:
+            text += (" (free-threaded; the imports re-enabled the GIL)" if self.gil_enabled
+                     else " (free-threaded; the GIL stayed off)")
+        return text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,9 +228,23 @@ def check_wheel(
         modules = Modules(top=(), extensions=())
     done = runner.run([python, paths.script, paths.site, modules.argument()], log=None,
                       env=run_env, timeout=timeout)
-    outputs.append(done.output)
+    said = _interpreter(done.output)
+    outputs.append("\n".join(ln for ln in done.output.splitlines()
+                             if not ln.startswith(_INTERPRETER)))
     return CheckResult(ok=done.returncode == 0 and not done.timed_out,
-                       output=_tail("\n".join(outputs)))
+                       output=_tail("\n".join(outputs)),
+                       python=said.get("python"), free_threaded=bool(said.get("free_threaded")),
+                       gil_enabled=said.get("gil_enabled") if said.get("free_threaded") else None)
+
+
+def _interpreter(output: str) -> dict[str, Any]:
+    for line in reversed(output.splitlines()):
+        if line.startswith(_INTERPRETER):
+            with contextlib.suppress(ValueError):
+                data = json.loads(line.removeprefix(_INTERPRETER))
+                if isinstance(data, dict):
+                    return data
+    return {}
 
 
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -59,6 +59,11 @@ class Lockfile(Protocol):
         """Every release the lock names, whichever targets install it."""
         ...
 
+    @property
+    def requires_python(self) -> str | None:
+        """The whole lock's Requires-Python, if it states one."""
+        ...
+
     def select(self, target: Target) -> tuple[LockedPackage, ...]:
         """What an installer of this lock installs on ``target``. Raises RequirementsError
         when the lock cannot be installed there at all (its Python or environments)."""

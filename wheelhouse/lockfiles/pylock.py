@@ -54,7 +54,13 @@ class PylockFile:
     def packages(self) -> tuple[LockedPackage, ...]:
         return tuple(self.locked.values())
 
+    @property
+    def requires_python(self) -> str | None:
+        rp = self.lock.requires_python
+        return str(rp) if rp is not None else None
+
     def select(self, target: Target) -> tuple[LockedPackage, ...]:
+        target = target.with_python_for(self.requires_python)
         env = cast(Environment, target.marker_environment())
         tags = target.tags()
         try:  # the whole lock's requires-python and environments, with no package

@@ -60,7 +60,7 @@ class UvLockFile:
     nodes: Mapping[_Key, _Node]
     roots: tuple[_Key, ...]
     groups: tuple[NormalizedName, ...] | None  # None: every group
-    requires_python: SpecifierSet | None
+    python_requirement: SpecifierSet | None
     inputs: tuple[Path, ...]
     notes: tuple[str, ...] = ()
     #: name → the keys of its entries (several when uv forked the resolution).
@@ -69,12 +69,17 @@ class UvLockFile:
     def packages(self) -> tuple[LockedPackage, ...]:
         return tuple(n.locked for n in self.nodes.values() if n.locked is not None)
 
+    @property
+    def requires_python(self) -> str | None:
+        return str(self.python_requirement) if self.python_requirement is not None else None
+
     def select(self, target: Target) -> tuple[LockedPackage, ...]:
+        target = target.with_python_for(self.requires_python)
         python = target.marker_environment()["python_full_version"]
-        if self.requires_python is not None and not self.requires_python.contains(
+        if self.python_requirement is not None and not self.python_requirement.contains(
                 python, prereleases=True):
             raise RequirementsError(
-                f"{self.path} locks for Python {self.requires_python}, not {target}",
+                f"{self.path} locks for Python {self.python_requirement}, not {target}",
                 hint="drop the target, or widen requires-python and lock again")
         env = target.marker_environment() | {"extra": ""}
         seen: set[tuple[_Key, NormalizedName | None]] = set()
@@ -159,7 +164,7 @@ def read_uv_lock(path: Path) -> UvLockFile:
     except InvalidSpecifier as e:
         raise RequirementsError(f"{path}: requires-python: {e}") from None
     return UvLockFile(path=path, nodes=nodes, roots=roots, groups=groups,
-                      requires_python=requires_python, inputs=(path, *inputs),
+                      python_requirement=requires_python, inputs=(path, *inputs),
                       by_name=by_name)
 
 
