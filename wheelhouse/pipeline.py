@@ -239,7 +239,7 @@ class Pipeline:
                 return {NormalizedName(k): v for k, v in cached.items()}
         from wheelhouse.errors import LockFailed
         from wheelhouse.lock import lock
-        from wheelhouse.report.causes import explain
+        from wheelhouse.builder.causes import explain
 
         try:
             pins = lock(self.reqs, index_url=self.sources.index_url,

@@ -18,7 +18,7 @@ from wheelhouse.execute.outcome import Outcome, Status
 from wheelhouse.ledger import Failure, LogFile
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Step
-from wheelhouse.report.causes import explain
+from wheelhouse.builder.causes import explain
 from wheelhouse.store.model import Origin
 from wheelhouse.util import utc_now
 
