@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from wheelhouse import __version__
 from wheelhouse.builder.builders import Builder
+from wheelhouse.builder.causes import explain
 from wheelhouse.builder.recipe import BuiltWheel
 from wheelhouse.errors import BuildFailed, EngineError, PublishConflict
 from wheelhouse.execute.outcome import Outcome, Status
 from wheelhouse.ledger import Failure, LogFile
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Step
-from wheelhouse.builder.causes import explain
 from wheelhouse.store.model import Origin
 from wheelhouse.util import utc_now
 
