@@ -1,3 +1,5 @@
+"""``python -m wheelhouse``: the same command as the ``wheelhouse`` console script."""
+
 from wheelhouse.cli import main
 
 main()
