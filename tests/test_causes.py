@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from wheelhouse.report.causes import explain, patterns
+from wheelhouse.builder.causes import explain, patterns
 
 CYTHON3 = """$ python3.11 -m build --wheel ...
 running build_ext

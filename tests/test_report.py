@@ -14,7 +14,7 @@ from packaging.utils import NormalizedName
 
 from wheelhouse.errors import BuildError, EngineError, ResolutionError, UsageError
 from wheelhouse.execute.outcome import Outcome, Status
-from wheelhouse.pipeline import RunResult, TargetResult
+from wheelhouse.execute.results import RunResult, TargetResult
 from wheelhouse.plan.model import Action, Pin, Step
 from wheelhouse.report.files import (
     append_step_summary,
@@ -56,15 +56,15 @@ def sample() -> RunResult:
     broken = outcome("broken-thing", Status.FAILED, message="the build failed (exit 1)",
                      log="logs/broken-thing/1.0/x.log", cause=("error: no such header",),
                      hint="install libfoo-dev", seconds=3.0)
-    return RunResult(results=[
-        TargetResult(target=T, outcomes=[
+    return RunResult(results=(
+        TargetResult(target=T, outcomes=(
             outcome("idna", Status.FETCHED, seconds=0.2),
             outcome("six", Status.PRESENT),
             outcome("ext", Status.BUILT, seconds=12.0, log="logs/ext/1.0/y.log"),
             broken,
-        ]),
-        TargetResult(target=M, outcomes=[outcome("idna", Status.PRESENT, M)], cached=True),
-    ])
+        )),
+        TargetResult(target=M, outcomes=(outcome("idna", Status.PRESENT, M),), cached=True),
+    ))
 
 
 def report_of(result: RunResult) -> BuildReport:
@@ -162,8 +162,8 @@ def test_the_table_counts_per_target() -> None:
 
 
 def test_all_cached_says_nothing_to_do() -> None:
-    result = RunResult(results=[TargetResult(target=M, cached=True,
-                                             outcomes=[outcome("idna", Status.PRESENT, M)])])
+    result = RunResult(results=(TargetResult(target=M, cached=True,
+                                             outcomes=(outcome("idna", Status.PRESENT, M),)),))
     lines = render_table(report_of(result), width=80, paint=Paint(False))
     assert lines[-1].startswith("Nothing to do: the 1 file is in the store")
 
@@ -193,8 +193,8 @@ def test_junit_parses_and_carries_the_failure() -> None:
 
 
 def test_junit_drops_control_codes_from_log_lines() -> None:
-    result = RunResult(results=[TargetResult(target=T, outcomes=[
-        outcome("x", Status.FAILED, message="bad\x1b[31m", cause=("\x1b[1merror\x00",))])])
+    result = RunResult(results=(TargetResult(target=T, outcomes=(
+        outcome("x", Status.FAILED, message="bad\x1b[31m", cause=("\x1b[1merror\x00",)),)),))
     text = to_junit(report_of(result))
     assert not CONTROL.search(text.replace("\n", ""))
     ET.fromstring(text.split("?>", 1)[1])
@@ -225,15 +225,15 @@ def test_report_files_by_suffix_and_the_step_summary(tmp_path: Path) -> None:
 
 
 def test_exit_status_says_whose_fault() -> None:
-    assert run_error(RunResult(results=[TargetResult(target=T, outcomes=[
-        outcome("idna", Status.FETCHED)])])) is None
+    assert run_error(RunResult(results=(TargetResult(target=T, outcomes=(
+        outcome("idna", Status.FETCHED),)),))) is None
     assert isinstance(run_error(sample()), BuildError)
-    machine = RunResult(results=[TargetResult(target=M, outcomes=[
+    machine = RunResult(results=(TargetResult(target=M, outcomes=(
         outcome("ext", Status.FAILED, M, message="no container engine", hint="install docker",
-                environment=True)])])
+                environment=True),)),))
     error = run_error(machine)
     assert isinstance(error, EngineError) and error.exit_code == 8
     assert error.hint == "install docker" and "1 build could not run" in error.message
-    missing = RunResult(results=[TargetResult(target=T, outcomes=[
-        outcome("gone", Status.MISSING, message="no file")])])
+    missing = RunResult(results=(TargetResult(target=T, outcomes=(
+        outcome("gone", Status.MISSING, message="no file"),)),))
     assert isinstance(run_error(missing), ResolutionError)

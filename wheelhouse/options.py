@@ -1,6 +1,8 @@
 """Options as values: what one run of ``wheelhouse build`` or ``wheelhouse serve`` does, made
 once from the settings (``wheelhouse.config``) and passed to the pipeline or the server as
-frozen records. Tokens are resolved here, once, from their files or the environment."""
+frozen records. Tokens are resolved here, once, from their files or the environment. Only
+values are made here: no process starts and no engine is asked (image policies come in from
+the builders)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from wheelhouse.errors import UsageError
 from wheelhouse.settings import DEFAULT_MAX_UPLOAD_BYTES, Settings
 
 if TYPE_CHECKING:
+    from wheelhouse.platforms import Policy
     from wheelhouse.targets import Target
 
 
@@ -33,18 +36,15 @@ class BuildOptions:
         return self.settings.retry_failed
 
 
-def build_options(settings: Settings, *, dry_run: bool = False, upgrade: bool = False
-                  ) -> BuildOptions:
-    """The settings' targets parsed (the host's own target when none is named)."""
+def build_options(settings: Settings, *, policies: Mapping[str, Policy] | None = None,
+                  dry_run: bool = False, upgrade: bool = False) -> BuildOptions:
+    """The settings' targets parsed (the host's own target when none is named). ``policies``:
+    platform → the policy its builder image makes, which a target naming none gets; the caller
+    asks the builders for them (``wheelhouse.builder.builders.default_policies``), so making
+    options starts no process."""
     from wheelhouse.targets import host_target, parse_target
 
-    # A configured builder image says which policy it makes; a target naming none gets it.
-    defaults = {}
-    if settings.images:
-        from wheelhouse.builder.engine import image_policies
-
-        defaults = image_policies(settings.engine, settings.images)
-    targets = tuple(parse_target(t, defaults=defaults) for t in settings.targets) or (
+    targets = tuple(parse_target(t, defaults=policies) for t in settings.targets) or (
         host_target(),)
     return BuildOptions(settings=settings, targets=targets, dry_run=dry_run, upgrade=upgrade)
 

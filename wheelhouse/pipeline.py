@@ -1,5 +1,7 @@
 """``wheelhouse build`` as glue: requirements → plan (``wheelhouse.plan``) → fetch, build and
-publish (``wheelhouse.execute``), for every target side by side.
+publish (``wheelhouse.execute``), for every target side by side. It owns the plan cache, the
+pip-compile lock of unpinned input, and which resolver meets which executor; every step is
+``execute``'s (a dry run's too: ``execute.dryrun``), and so are the results it returns.
 
 A target whose inputs are unchanged and whose files are all still in the store is answered
 from the ledger's plan cache without touching the network. A dry run walks the same resolver
@@ -11,19 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
 from wheelhouse import __version__
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
+from wheelhouse.execute.results import RunResult, TargetResult
 from wheelhouse.inputs import BuildInput
 from wheelhouse.ledger import Ledger
 from wheelhouse.options import BuildOptions
-from wheelhouse.plan.model import Action, Pin, Step, TargetPlan
+from wheelhouse.plan.model import Action, Pin, Step
 from wheelhouse.plan.resolver import Resolver
 from wheelhouse.requirements import RequirementSet
 from wheelhouse.store.protocols import StoreWriter
@@ -57,43 +60,6 @@ class Sources:
     @property
     def index_urls(self) -> list[str]:
         return [u for u in (self.index_url, *self.extra_index_urls) if u]
-
-
-@dataclass(kw_only=True)
-class TargetResult:
-    target: Target
-    outcomes: list[Outcome] = field(default_factory=list)
-    plan: TargetPlan | None = None
-    cached: bool = False
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        return self.plan.problems if self.plan is not None else ()
-
-    def count(self, status: Status) -> int:
-        return sum(1 for o in self.outcomes if o.status is status)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and not any(
-            o.status in (Status.FAILED, Status.MISSING) for o in self.outcomes)
-
-
-@dataclass(kw_only=True)
-class RunResult:
-    results: list[TargetResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    def count(self, status: Status) -> int:
-        return sum(r.count(status) for r in self.results)
-
-    @property
-    def filenames(self) -> list[str]:
-        return sorted({o.filename for r in self.results for o in r.outcomes if o.filename})
 
 
 class Pipeline:
@@ -161,7 +127,7 @@ class Pipeline:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        return RunResult(results=results, notes=list(self.notes))
+        return RunResult(results=tuple(results), notes=tuple(self.notes))
 
     def cancel(self) -> None:
         """Start no new step, kill running local builds, remove this run's containers."""
@@ -182,13 +148,20 @@ class Pipeline:
         reqs = self._per_target.get(target, self.reqs)
         views = self.executor.views(self._lock_pins(), locked=self.inputs.locked_files())
         resolver = Resolver(reqs, target, views)
-        run = self._dry_step if self.options.dry_run else self.executor.run
-        plan, outcomes = drive(resolver, run, jobs=self.options.settings.jobs,
+        plan, outcomes = drive(resolver, self._step(), jobs=self.options.settings.jobs,
                                queued=None if self.options.dry_run else self.progress.queued)
-        result = TargetResult(target=target, outcomes=outcomes, plan=plan)
+        result = TargetResult(target=target, outcomes=tuple(outcomes), plan=plan)
         if result.ok and not self.options.dry_run:
             self.ledger.cache_put(key, {"files": self._files(outcomes), "time": utc_now()})
         return result
+
+    def _step(self) -> Callable[[Step], Outcome]:
+        """How each step runs: for real, or a dry run's reading of metadata alone."""
+        if not self.options.dry_run:
+            return self.executor.run
+        from wheelhouse.execute.dryrun import DryRun
+
+        return DryRun(store=self.store, upstream=lambda: self.executor.upstream)
 
     def _files(self, outcomes: Sequence[Outcome]) -> list[str]:
         return sorted({o.filename for o in outcomes if o.filename})
@@ -210,15 +183,14 @@ class Pipeline:
         stored = [self.store.get(name) for name in cached["files"]]
         if not all(stored):
             return None
-        result = TargetResult(target=target, cached=True)
+        outcomes: list[Outcome] = []
         for f in stored:
             assert f is not None
             pin = Pin(project=f.project, version=f.version, extras=frozenset(),
                       hashes=frozenset(), requested_by="(cached plan)")
             step = Step(pin=pin, target=target, action=Action.KEEP, stored=f)
-            result.outcomes.append(Outcome(step=step, status=Status.PRESENT,
-                                           filename=f.filename))
-        return result
+            outcomes.append(Outcome(step=step, status=Status.PRESENT, filename=f.filename))
+        return TargetResult(target=target, outcomes=tuple(outcomes), cached=True)
 
     # -- unpinned input --------------------------------------------------------------------
     def _lock_pins(self) -> dict[NormalizedName, str]:
@@ -237,9 +209,9 @@ class Pipeline:
             cached = self.ledger.cache_get(key)
             if cached is not None:
                 return {NormalizedName(k): v for k, v in cached.items()}
+        from wheelhouse.builder.causes import explain
         from wheelhouse.errors import LockFailed
         from wheelhouse.lock import lock
-        from wheelhouse.report.causes import explain
 
         try:
             pins = lock(self.reqs, index_url=self.sources.index_url,
@@ -256,31 +228,6 @@ class Pipeline:
             return {}
         self.ledger.cache_put(key, pins)
         return pins
-
-    # -- dry runs --------------------------------------------------------------------------
-    def _dry_step(self, step: Step) -> Outcome:
-        """Dependencies from metadata alone: the store's, the upstream's PEP 658 files or
-        range reads, a local sdist's static PKG-INFO. No distribution file is downloaded."""
-        from wheelhouse.builder.sdist import static_metadata
-        from wheelhouse.errors import MetadataUnavailable
-        from wheelhouse.plan.resolver import requires_dist
-        from wheelhouse.simple.client import local_path
-
-        metadata: bytes | None = None
-        if step.action is Action.KEEP and step.stored is not None:
-            metadata = self.store.read_metadata(step.stored)
-        elif step.action is Action.FETCH and step.candidate is not None:
-            try:
-                metadata = self.executor.upstream.metadata(step.candidate)
-            except MetadataUnavailable:
-                # Neither PEP 658 nor range requests: reading them would mean downloading the
-                # file, which a dry run never does. Its dependencies stay unknown.
-                metadata = None
-        elif step.action is Action.BUILD and step.candidate is not None:
-            local = local_path(step.candidate.url)
-            metadata = static_metadata(local) if local is not None else None
-        deps = tuple(requires_dist(metadata)) if metadata is not None else None
-        return Outcome(step=step, status=Status.PLANNED, dependencies=deps)
 
 
 def _local_build_env(sources: Sources) -> dict[str, str]:

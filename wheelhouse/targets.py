@@ -272,7 +272,7 @@ def parse_target(identifier: str, *, defaults: Mapping[str, Policy] | None = Non
     Target.
 
     ``defaults`` maps platforms (``manylinux_x86_64``) to the policy their builder image makes
-    (see ``wheelhouse.builder.engine.image_policies``); a target that names no policy gets it.
+    (see ``wheelhouse.builder.builders.default_policies``); a target that names no policy gets it.
     """
     data = pf.platforms()
     m = _identifier_re(data).match(identifier.strip())

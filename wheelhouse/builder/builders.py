@@ -1,6 +1,8 @@
 """Builders: where a target's builds run. A ``Builder`` runs the one recipe (``recipe``) on this
 machine (``local``) or in a container of the target's platform (``container``); ``Builders``
-picks one per target.
+picks one per target. ``default_policies`` is what the configured images say they make, the
+seam through which targets learn their platform's default policy (options never ask the
+engine).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import IO, Protocol
 
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements
 from wheelhouse.builder.smoke import CheckResult
+from wheelhouse.platforms import Policy
 from wheelhouse.settings import PackageSettings, Settings
 from wheelhouse.targets import Target
 
@@ -53,6 +56,17 @@ class Builder(Protocol):
     def close(self) -> None:
         """Release what the builder holds (containers)."""
         ...
+
+
+def default_policies(settings: Settings) -> dict[str, Policy]:
+    """platform → the policy its configured image makes (its ``org.wheelhouse.policy`` label
+    or ``AUDITWHEEL_POLICY``), for ``parse_target``'s defaults. Asks the engine (``docker
+    image inspect``) only when images are configured; never raises."""
+    if not settings.images:
+        return {}
+    from wheelhouse.builder.engine import image_policies
+
+    return image_policies(settings.engine, settings.images)
 
 
 class Builders:
@@ -99,6 +113,10 @@ class Builders:
 
     def describe(self, target: Target) -> str:
         return self(target).describe(target)
+
+    def default_policies(self) -> dict[str, Policy]:
+        """See ``default_policies``: what this run's configured images make."""
+        return default_policies(self.settings)
 
     def close(self) -> None:
         if self._container is not None:

@@ -71,6 +71,7 @@ def build(
     On a terminal, progress is live and ends in a table per target; in a pipe or
     with CI set, every event is one plain line.
     """
+    from wheelhouse.builder.builders import default_policies
     from wheelhouse.inputs import read_inputs
     from wheelhouse.options import build_options
     from wheelhouse.pipeline import Pipeline
@@ -81,7 +82,9 @@ def build(
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store, targets=targets, index_url=index_url, jobs=jobs,
                          retry_failed=retry_failed)
-    options = build_options(settings, dry_run=dry_run, upgrade=upgrade)
+    # A configured builder image says which policy it makes; a target naming none gets it.
+    options = build_options(settings, policies=default_policies(settings), dry_run=dry_run,
+                            upgrade=upgrade)
     inputs = read_inputs(requirements or settings.requirements)
     publish_url = publish_url or settings.publish
     with contextlib.ExitStack() as cleanup:

@@ -64,6 +64,7 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
           store: Path | None, config_file: Path | None
           ) -> tuple[Settings, BuildInput, list[Installable]]:
     """The settings' store read-only, and what it installs for each target."""
+    from wheelhouse.builder.builders import default_policies
     from wheelhouse.inputs import read_inputs
     from wheelhouse.installable import installable
     from wheelhouse.options import build_options
@@ -72,7 +73,7 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store, targets=targets)
-    options = build_options(settings)
+    options = build_options(settings, policies=default_policies(settings))
     inputs = read_inputs(requirements or settings.requirements)
     st = Store(settings.store, readonly=True)
     results = [installable(inputs.for_target(t), t, st, settings) for t in options.targets]

@@ -21,7 +21,6 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
     of the target's platform, under QEMU emulation where the architecture is foreign.
     """
     from wheelhouse.builder.builders import Builders
-    from wheelhouse.builder.engine import image_policies
     from wheelhouse.targets import host_platform, host_target, known_targets, parse_target
 
     if config_file is not None:
@@ -29,7 +28,7 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
     settings = settings_for(ctx)
     builders = Builders(settings, index_url=settings.index_url, build_env={})
     # A configured image that says which policy it makes sets its platform's default.
-    policies = image_policies(settings.engine, settings.images) if settings.images else {}
+    policies = builders.default_policies()
     default = host_target() if host_platform() is not None else None
     rows = []
     for known in ([default] if default else []) + known_targets():

@@ -3,6 +3,8 @@ outcome's dependencies back to the resolver.
 
 ``outcome`` holds the values and ``drive``, the loop between resolver and executor;
 ``executor`` runs one step (keep, fetch) and resolves build requirements; ``building`` turns a
-BUILD step into a checked, published wheel or a failure with its cause. Only ``outcome`` is
-imported here: a run answered from the plan cache never loads the rest.
+BUILD step into a checked, published wheel or a failure with its cause; ``dryrun`` is a dry
+run's step (dependencies from metadata alone); ``results`` is what a run came to, for reports.
+Only ``outcome`` and ``results`` are imported by a run answered from the plan cache, which
+never loads the rest.
 """

@@ -1,5 +1,5 @@
-"""The executor: runs one step at a time (keep, fetch; builds in ``building``), and resolves a
-build's requirements as a fetch-only sub-resolve for the target.
+"""The executor: runs one step at a time (keep, fetch; builds are handed to the ``Building`` it
+makes), and resolves a build's requirements as a fetch-only sub-resolve for the target.
 
 It owns the side effects (downloads, builds, the store, the ledger); the decisions are the
 resolver's, and it reads for the resolver through ``views``.
@@ -7,7 +7,6 @@ resolver's, and it reads for the resolver through ``views``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -18,18 +17,17 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
-from wheelhouse.builder.builders import Builder, Builders
-from wheelhouse.builder.sdist import build_requirements
+from wheelhouse.builder.builders import Builders
 from wheelhouse.errors import BuildFailed, EngineError, InvalidDistribution, UpstreamError
-from wheelhouse.execute.building import build_step, failed_before
-from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
+from wheelhouse.execute.building import Building, failed_before, failure_key
+from wheelhouse.execute.outcome import Outcome, Progress, Status, drive, kept
 from wheelhouse.ledger import Failure, Ledger
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Action, Pin, Step
-from wheelhouse.plan.resolver import Resolver, Views, requirement_set, requires_dist
+from wheelhouse.plan.resolver import Resolver, Views, requirement_set
 from wheelhouse.settings import PackageSettings, Settings
 from wheelhouse.simple.client import local_path
-from wheelhouse.store.model import Origin, PublishStatus, StoredFile
+from wheelhouse.store.model import Origin, PublishStatus
 from wheelhouse.store.protocols import StoreWriter
 from wheelhouse.targets import Target
 from wheelhouse.util import sha256_file
@@ -58,6 +56,11 @@ class Executor:
         self.cancelled = False
         self._seen: dict[str, set[str]] = {}
         self._seen_guard = threading.Lock()
+        self.building = Building(
+            store=store, ledger=ledger, builders=builders, package=settings.package,
+            timeout=settings.build_timeout, retry_failed=retry_failed, progress=progress,
+            download=self.download, resolve_requirements=self.resolve_requirements,
+            available_wheels=self.available_wheels)
 
     @property
     def upstream(self) -> Upstream:
@@ -92,18 +95,10 @@ class Executor:
             return None
         try:
             builder = self.builders(step.target)
-            key = self.failure_key(step, builder, sha)
+            key = failure_key(step, builder, sha, self.settings.package(step.pin.project))
         except EngineError:
             return None  # no engine: the build itself will say so
         return self.ledger.failure(key)
-
-    def failure_key(self, step: Step, builder: Builder, sdist_sha256: str) -> str:
-        pin, target = step.pin, step.target
-        package = self.settings.package(pin.project)
-        return hashlib.sha256("|".join((
-            pin.project, pin.version, target.identifier, sdist_sha256,
-            builder.identity(target), repr(package),
-        )).encode()).hexdigest()
 
     # -- one step ----------------------------------------------------------------------------
     def run(self, step: Step) -> Outcome:
@@ -136,22 +131,15 @@ class Executor:
     def _run(self, step: Step) -> Outcome:
         if step.action is Action.KEEP:
             assert step.stored is not None
-            return self.kept(step, step.stored)
+            return kept(self.store, step, step.stored)
         if step.action is Action.FETCH:
             return self._fetch(step)
         if step.action is Action.BUILD:
-            return build_step(self, step)
+            return self.building(step)
         if step.action is Action.FAILED:
             assert step.failure is not None
             return failed_before(step, step.failure)
         return Outcome(step=step, status=Status.MISSING, message=step.reason)
-
-    def kept(self, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
-              message: str = "", log: str | None = None, seconds: float = 0.0) -> Outcome:
-        metadata = self.store.read_metadata(f)
-        deps = tuple(requires_dist(metadata)) if metadata is not None else None
-        return Outcome(step=step, status=status, filename=f.filename, dependencies=deps,
-                       message=message, log=log, seconds=seconds)
 
     def download(self, cand: Candidate, pin: Pin, dest: Path) -> str:
         digest = self.upstream.download(cand, dest)
@@ -179,13 +167,8 @@ class Executor:
         finally:
             staged.unlink(missing_ok=True)
         fresh = published.status is PublishStatus.PUBLISHED
-        return self.kept(step, published.file, Status.FETCHED if fresh else Status.PRESENT)
-
-    def build_requirements(self, sdist: Path, target: Target, work: Path,
-                           package: PackageSettings) -> Path:
-        """Wheels for the sdist's ``[build-system] requires`` on ``target``, from our store."""
-        return self.resolve_requirements(build_requirements(sdist),
-                                         f"{sdist.name} build-system", target, work, package)
+        return kept(self.store, step, published.file,
+                    Status.FETCHED if fresh else Status.PRESENT)
 
     def resolve_requirements(self, requires: Sequence[str], source: str, target: Target,
                              work: Path, package: PackageSettings) -> Path:

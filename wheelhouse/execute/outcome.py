@@ -1,5 +1,5 @@
-"""What carrying out a step came to, who hears about it, and the loop that feeds outcomes back
-to the resolver."""
+"""What carrying out a step came to (``Outcome``, and ``kept`` for a file in the store), who
+hears about it, and the loop that feeds outcomes back to the resolver."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Protocol
 from packaging.requirements import Requirement
 
 from wheelhouse.plan.model import Step, TargetPlan
-from wheelhouse.plan.resolver import Resolver
+from wheelhouse.plan.resolver import Resolver, requires_dist
+from wheelhouse.store.model import StoredFile
+from wheelhouse.store.protocols import StoreReader
 
 
 class Status(StrEnum):
@@ -40,6 +42,16 @@ class Outcome:
     hint: str | None = None
     #: the failure is this machine's (no engine, no image), not the package's.
     environment: bool = False
+
+
+def kept(store: StoreReader, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
+         message: str = "", log: str | None = None, seconds: float = 0.0) -> Outcome:
+    """The outcome of a step whose file is in the store, its dependencies read from the
+    file's metadata there."""
+    metadata = store.read_metadata(f)
+    deps = tuple(requires_dist(metadata)) if metadata is not None else None
+    return Outcome(step=step, status=status, filename=f.filename, dependencies=deps,
+                   message=message, log=log, seconds=seconds)
 
 
 class Progress(Protocol):

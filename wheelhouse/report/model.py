@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wheelhouse import __version__
 from wheelhouse.execute.outcome import Outcome, Status
-from wheelhouse.pipeline import RunResult, TargetResult
+from wheelhouse.execute.results import RunResult, TargetResult
 from wheelhouse.store.model import StoredFile
 
 #: The words reports use. "cached": the store already had it (``Status.PRESENT``).

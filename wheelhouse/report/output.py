@@ -11,7 +11,7 @@ from typing import TextIO
 
 from wheelhouse.errors import BuildError, EngineError, ResolutionError, WheelhouseError
 from wheelhouse.execute.outcome import Progress, Status
-from wheelhouse.pipeline import RunResult
+from wheelhouse.execute.results import RunResult
 from wheelhouse.report.live import LiveProgress, Paint, Terminal, terminal_width
 from wheelhouse.report.model import BuildReport, Lookup
 from wheelhouse.report.plain import (

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wheelhouse.execute.outcome import Outcome, Status
-from wheelhouse.pipeline import RunResult, TargetResult
+from wheelhouse.execute.results import RunResult, TargetResult
 from wheelhouse.plan.model import Action, Step
 
 Echo = Callable[..., None]

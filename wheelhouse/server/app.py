@@ -37,7 +37,7 @@ from wheelhouse.server.hot import (
 from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState, upload_http_date
 from wheelhouse.server.upload import UploadOptions, handle_upload
-from wheelhouse.server.web import web_bp
+from wheelhouse.server.web import WebContext, register
 from wheelhouse.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def create_app(options: ServerOptions) -> Flask:
         fallback=fallback,
     )
     app.register_blueprint(bp)
-    app.register_blueprint(web_bp)
+    register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages))
     if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
             app.wsgi_app, state, pages, access=access, fallback=fallback

@@ -2,7 +2,8 @@
 to use the index), ``/project/<name>/``, and read-only build logs and provenance.
 
 Reads the catalogue snapshot the index serves and the build ledger's failures; needs the read
-token when the index does. Logs are served only from the store's ``logs/`` directory.
+token when the index does. Logs are served only from the store's ``logs/`` directory. The app
+registers it with what it reads (``register``, a ``WebContext``); it never imports the app.
 """
 
 from __future__ import annotations
@@ -11,23 +12,21 @@ import contextlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, abort, current_app, request, send_file
+from flask import Blueprint, Flask, Response, abort, current_app, request, send_file
 from packaging.utils import canonicalize_name
 from werkzeug.security import safe_join
 
 from wheelhouse.errors import StoreError
 from wheelhouse.ledger import FILENAME as LEDGER_FILENAME
 from wheelhouse.ledger import Ledger
-from wheelhouse.server.hot import READ_CHECKED
+from wheelhouse.server.auth import Access
+from wheelhouse.server.hot import READ_CHECKED, PageOptions
 from wheelhouse.server.matrix import Matrix, build_matrix
+from wheelhouse.server.state import IndexState
 from wheelhouse.server.webpage import render
-
-if TYPE_CHECKING:
-    from wheelhouse.server.app import ServerContext
 
 web_bp = Blueprint("web", __name__)
 
@@ -37,11 +36,6 @@ FRONT_PAGE_LIMIT = 100
 # No script, no frames, no outside resources: the page is plain HTML and one inline stylesheet.
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-
-
-def _ctx() -> ServerContext:
-    ctx: ServerContext = current_app.extensions["wheelhouse"]
-    return ctx
 
 
 @web_bp.before_request
@@ -67,10 +61,8 @@ class _MatrixCache:
         self._lock = threading.Lock()
         self._cached: _Cached | None = None
 
-    def get(self) -> Matrix:
-        ctx = _ctx()
-        snapshot = ctx.state.current()
-        root = Path(ctx.store.root)
+    def get(self, state: IndexState, root: Path) -> Matrix:
+        snapshot = state.current()
         key = (snapshot.generation, _ledger_stamp(root))
         cached = self._cached
         if cached is not None and cached.key == key:
@@ -97,9 +89,32 @@ def _ledger_stamp(root: Path) -> int:
     return stamp
 
 
+@dataclass(frozen=True, kw_only=True)
+class WebContext:
+    """What the page reads, kept in ``app.extensions["wheelhouse.web"]`` (no module globals)."""
+
+    state: IndexState
+    #: the store's root: the ledger and ``logs/`` are read there.
+    root: Path
+    access: Access
+    pages: PageOptions
+    matrix: _MatrixCache = field(default_factory=_MatrixCache)
+
+
+def register(app: Flask, context: WebContext) -> None:
+    """Serve the page from ``app``, reading what ``context`` gives."""
+    app.extensions["wheelhouse.web"] = context
+    app.register_blueprint(web_bp)
+
+
+def _ctx() -> WebContext:
+    ctx: WebContext = current_app.extensions["wheelhouse.web"]
+    return ctx
+
+
 def _matrix() -> Matrix:
-    cache: _MatrixCache = current_app.extensions.setdefault("wheelhouse.web", _MatrixCache())
-    return cache.get()
+    ctx = _ctx()
+    return ctx.matrix.get(ctx.state, ctx.root)
 
 
 def _page(html: str) -> Response:
@@ -154,7 +169,7 @@ def provenance(project: str, filename: str) -> Response:
 @web_bp.get("/logs/<path:relative>")
 def log(relative: str) -> Response:
     """A build log, as text. Only files under the store's logs/ directory, never a link out."""
-    base = (Path(_ctx().store.root) / "logs").resolve()
+    base = (_ctx().root / "logs").resolve()
     joined = safe_join(str(base), relative)
     if joined is None:
         abort(404)

@@ -1,5 +1,7 @@
-"""Why a build failed, read from its log: the few lines that say it, and a hint naming the
-setting that fixes it. The known patterns are data (``resources/causes.toml``)."""
+"""Why a build (or pip-compile's lock) failed, read from its log: the few lines that say it, and
+a hint naming the setting that fixes it. Neutral ground: ``execute`` records it with a failure,
+the pipeline phrases a lock failure with it, and reports only show what they were given.
+The known patterns are data (``resources/causes.toml``)."""
 
 from __future__ import annotations
 
