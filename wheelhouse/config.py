@@ -196,6 +196,7 @@ def _packages(key: str, v: Any) -> dict[str, PackageSettings]:
 KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "store": ("store", _path),
     "targets": ("targets", _strs),
+    "skip": ("skip", _strs),
     "index-url": ("index_url", _str),
     "extra-index-urls": ("extra_index_urls", _strs),
     "find-links": ("find_links", _locations),

@@ -42,10 +42,15 @@ def build_options(settings: Settings, *, policies: Mapping[str, Policy] | None =
     platform → the policy its builder image makes, which a target naming none gets; the caller
     asks the builders for them (``wheelhouse.builder.builders.default_policies``), so making
     options starts no process."""
+    from wheelhouse.selectors import select_targets
     from wheelhouse.targets import host_target, parse_target
 
-    targets = tuple(parse_target(t, defaults=policies) for t in settings.targets) or (
-        host_target(),)
+    named = select_targets(settings.targets, settings.skip)
+    if settings.targets and not named:
+        raise UsageError(
+            "every target named is skipped: " + ", ".join(settings.targets),
+            hint="narrow `skip` (it drops targets matching its globs)")
+    targets = tuple(parse_target(t, defaults=policies) for t in named) or (host_target(),)
     return BuildOptions(settings=settings, targets=targets, dry_run=dry_run, upgrade=upgrade)
 
 

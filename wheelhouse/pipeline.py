@@ -10,6 +10,7 @@ with dependencies read from metadata only, and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import NormalizedName
 
 from wheelhouse import __version__
+from wheelhouse.errors import EngineError
 from wheelhouse.execute.outcome import Outcome, Progress, Status, drive
 from wheelhouse.execute.results import RunResult, TargetResult
 from wheelhouse.inputs import BuildInput
@@ -127,7 +129,8 @@ class Pipeline:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        return RunResult(results=tuple(results), notes=tuple(self.notes))
+        notes = [*self.notes, *self.inputs.assumptions([r.target for r in results])]
+        return RunResult(results=tuple(results), notes=tuple(notes))
 
     def cancel(self) -> None:
         """Start no new step, kill running local builds, remove this run's containers."""
@@ -146,6 +149,7 @@ class Pipeline:
             if cached is not None:
                 return cached
         reqs = self._per_target.get(target, self.reqs)
+        target = self._with_full_version(target)
         views = self.executor.views(self._lock_pins(), locked=self.inputs.locked_files())
         resolver = Resolver(reqs, target, views)
         plan, outcomes = drive(resolver, self._step(), jobs=self.options.settings.jobs,
@@ -154,6 +158,25 @@ class Pipeline:
         if result.ok and not self.options.dry_run:
             self.ledger.cache_put(key, {"files": self._files(outcomes), "time": utc_now()})
         return result
+
+    def _with_full_version(self, target: Target) -> Target:
+        """The target with its builder's full Python version (markers, Requires-Python),
+        asked once per builder image and remembered under the image's id; unchanged for a
+        dry run or where nothing can be asked (no engine, no image: see ``Target.admits``)."""
+        if target.full_version is not None or self.options.dry_run:
+            return target
+        builder = self.executor.builders(target)
+        try:
+            key = "python-version:" + builder.identity(target)
+        except EngineError:
+            return target
+        version = self.ledger.cache_get(key)
+        if not isinstance(version, str):
+            version = builder.python_version(target)
+            if version is None:
+                return target
+            self.ledger.cache_put(key, version)
+        return dataclasses.replace(target, full_version=version)
 
     def _step(self) -> Callable[[Step], Outcome]:
         """How each step runs: for real, or a dry run's reading of metadata alone."""

@@ -61,7 +61,10 @@ class PackageSettings:
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     store: Path = field(default_factory=default_store)
+    #: target identifiers or globs over the known ones (``cp31*-musllinux_*``).
     targets: tuple[str, ...] = ()
+    #: globs of targets to drop from ``targets`` (``*t-*``: no free-threaded builds).
+    skip: tuple[str, ...] = ()
     index_url: str = DEFAULT_INDEX_URL
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()

@@ -32,6 +32,11 @@ class Builder(Protocol):
         """What a build's result depends on besides the sdist (image id, python, tools)."""
         ...
 
+    def python_version(self, target: Target) -> str | None:
+        """The full version of the interpreter that builds for ``target`` (``3.11.2``), or
+        None when it cannot be asked here."""
+        ...
+
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shutil
 import sys
 import sysconfig
@@ -98,6 +99,9 @@ class LocalBuilder:
             and target.python == sys.version_info[:2]
             and target.free_threaded == bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
         )
+
+    def python_version(self, target: Target) -> str | None:
+        return platform.python_version()
 
     def identity(self, target: Target) -> str:
         host = host_platform()

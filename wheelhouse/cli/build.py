@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from wheelhouse.cli.common import config_option, exit_status_help, settings_for, store_option
+from wheelhouse.cli.common import (
+    config_option,
+    exit_status_help,
+    requirements_argument,
+    settings_for,
+    store_option,
+    target_option,
+)
 from wheelhouse.options import resolve_token
 
 BUILD_EXAMPLES = """
@@ -29,10 +36,8 @@ Examples:
 
 
 @click.command(epilog=BUILD_EXAMPLES + exit_status_help())
-@click.argument("requirements", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-t", "--target", "targets", multiple=True, metavar="ID",
-              help="A target such as cp311-manylinux_x86_64 (repeatable) [default: this "
-              "machine's own platform].")
+@requirements_argument
+@target_option
 @store_option
 @config_option
 @click.option("--index-url", help="The upstream simple index [default: PyPI].")
@@ -53,9 +58,10 @@ Examples:
               "GITHUB_STEP_SUMMARY set, the Markdown summary is appended there too.")
 @click.pass_context
 def build(
-    ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
-    store: Path | None, config_file: Path | None, index_url: str | None, jobs: int | None,
-    dry_run: bool, retry_failed: bool | None, upgrade: bool, publish_url: str | None,
+    ctx: click.Context, requirements: tuple[Path, ...], requirement_files: tuple[Path, ...],
+    targets: tuple[str, ...], skip: tuple[str, ...], store: Path | None,
+    config_file: Path | None, index_url: str | None, jobs: int | None, dry_run: bool,
+    retry_failed: bool | None, upgrade: bool, publish_url: str | None,
     reports: tuple[Path, ...],
 ) -> None:
     """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
@@ -80,12 +86,12 @@ def build(
 
     if config_file is not None:
         ctx.obj["config"] = config_file
-    settings = settings_for(ctx, store=store, targets=targets, index_url=index_url, jobs=jobs,
-                         retry_failed=retry_failed)
+    settings = settings_for(ctx, store=store, targets=targets, skip=skip, index_url=index_url,
+                            jobs=jobs, retry_failed=retry_failed)
     # A configured builder image says which policy it makes; a target naming none gets it.
     options = build_options(settings, policies=default_policies(settings), dry_run=dry_run,
                             upgrade=upgrade)
-    inputs = read_inputs(requirements or settings.requirements)
+    inputs = read_inputs((requirements + requirement_files) or settings.requirements)
     publish_url = publish_url or settings.publish
     with contextlib.ExitStack() as cleanup:
         store_obj, ledger = _open_store(settings.store, dry_run, cleanup)

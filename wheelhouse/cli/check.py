@@ -37,7 +37,8 @@ Exit status: 0 every pin installs from the store on every target; 3 something is
 @click.option("--json", "as_json", is_flag=True,
               help="Print every target's files, missing pins and problems as JSON.")
 @click.pass_context
-def check(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
+def check(ctx: click.Context, requirements: tuple[Path, ...],
+          requirement_files: tuple[Path, ...], targets: tuple[str, ...], skip: tuple[str, ...],
           store: Path | None, config_file: Path | None, as_json: bool) -> None:
     """Exit 0 only if the store alone installs every pin of REQUIREMENTS, with its closure, on
     every target; else list what is missing per target.
@@ -46,7 +47,8 @@ def check(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str
     `requirements` when none are named). Nothing is fetched, built or changed: this is the
     gate before `docker build`.
     """
-    _, _, checked = walk_store(ctx, requirements, targets, store, config_file)
+    _, _, checked = walk_store(ctx, requirements + requirement_files, targets, store,
+                                config_file, skip)
     if as_json:
         click.echo(json.dumps([{
             "target": str(r.target), "ok": r.ok,

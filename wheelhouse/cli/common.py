@@ -48,21 +48,33 @@ def store_option(f: F) -> F:
     )(f)
 
 
+TARGET_HELP = ("A target such as cp311-manylinux_x86_64 or cp314t-musllinux_aarch64, or a glob "
+               "over the known ones such as 'cp31*-musllinux_*' (repeatable) [default: the "
+               "config's targets, else this machine's own platform].")
+SKIP_HELP = ("Drop the targets matching this glob, e.g. '*t-*' for no free-threaded builds "
+             "(repeatable) [config: skip].")
+
+
 def target_option(f: click.decorators.FC) -> click.decorators.FC:
-    return click.option(
-        "-t", "--target", "targets", multiple=True, metavar="ID",
-        help="A target such as cp311-manylinux_x86_64 (repeatable) [default: the config's "
-        "targets, else this machine's own platform].")(f)
+    """``--target`` (identifiers or globs) and ``--skip`` (globs)."""
+    f = click.option("--skip", "skip", multiple=True, metavar="GLOB", help=SKIP_HELP)(f)
+    return click.option("-t", "--target", "targets", multiple=True, metavar="ID",
+                        help=TARGET_HELP)(f)
 
 
 def requirements_argument(f: click.decorators.FC) -> click.decorators.FC:
+    """REQUIREMENTS as arguments, and as ``-r FILE`` as pip takes them."""
+    f = click.option("-r", "--requirement", "requirement_files", multiple=True,
+                     metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
+                     help="A requirements file or lockfile, as pip takes it (repeatable; "
+                     "the same as naming it as an argument).")(f)
     return click.argument("requirements", nargs=-1,
                           type=click.Path(path_type=Path, dir_okay=False))(f)
 
 
 def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
-          store: Path | None, config_file: Path | None
-          ) -> tuple[Settings, BuildInput, list[Installable]]:
+               store: Path | None, config_file: Path | None, skip: tuple[str, ...] = ()
+               ) -> tuple[Settings, BuildInput, list[Installable]]:
     """The settings' store read-only, and what it installs for each target."""
     from wheelhouse.builder.builders import default_policies
     from wheelhouse.inputs import read_inputs
@@ -72,7 +84,7 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
 
     if config_file is not None:
         ctx.obj["config"] = config_file
-    settings = settings_for(ctx, store=store, targets=targets)
+    settings = settings_for(ctx, store=store, targets=targets, skip=skip)
     options = build_options(settings, policies=default_policies(settings))
     inputs = read_inputs(requirements or settings.requirements)
     st = Store(settings.store, readonly=True)

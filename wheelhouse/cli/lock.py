@@ -43,7 +43,8 @@ Then, per target:
               "the URLs in the pylock files [default: from the config's `publish`, else "
               "http://HOST:PORT/ of `wheelhouse serve`'s settings].")
 @click.pass_context
-def lock(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str, ...],
+def lock(ctx: click.Context, requirements: tuple[Path, ...],
+         requirement_files: tuple[Path, ...], targets: tuple[str, ...], skip: tuple[str, ...],
          store: Path | None, config_file: Path | None, output_dir: Path,
          base_url: str | None) -> None:
     """Write, for every target, the store's files of REQUIREMENTS' closure as a requirements
@@ -56,7 +57,8 @@ def lock(ctx: click.Context, requirements: tuple[Path, ...], targets: tuple[str,
     from wheelhouse.lockfiles.write import base_url as root_of
     from wheelhouse.lockfiles.write import write_locks
 
-    settings, inputs, checked = walk_store(ctx, requirements, targets, store, config_file)
+    settings, inputs, checked = walk_store(ctx, requirements + requirement_files,
+                                           targets, store, config_file, skip)
     for r in checked:
         for m in r.missing:
             click.echo(f"{r.target}: missing  {m.label} ({m.requested_by}): {m.reason}")
