@@ -1,0 +1,146 @@
+"""Issue 15, without an engine: every CPython the pypa images carry is a target (cp39..cp315,
+free-threaded cp314t and cp315t), selectors expand over them, an image's interpreter is used
+only when it is the target's own build, and a target's full version is real (a uv-written
+lock's requires-python = ">=3.11.7" is accepted for cp311)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from packaging.tags import Tag
+
+from tests.conftest import clean_env
+from wheelhouse.builder.interpreters import choose, parse_probe
+from wheelhouse.builder.repair import check_fits
+from wheelhouse.errors import BuildFailed, EngineError, TargetError
+from wheelhouse.inputs import read_inputs
+from wheelhouse.selectors import select_targets
+from wheelhouse.targets import known_targets, parse_target
+
+
+def test_every_python_of_the_pypa_images_is_a_target() -> None:
+    known = {t.identifier for t in known_targets()}
+    for python in ("cp39", "cp310", "cp311", "cp312", "cp313", "cp314", "cp314t", "cp315",
+                   "cp315t"):
+        for platform in ("manylinux_x86_64", "musllinux_x86_64", "manylinux_aarch64",
+                         "musllinux_aarch64"):
+            assert f"{python}-{platform}" in known
+    t = parse_target("cp314t-manylinux_aarch64")
+    assert (t.python, t.free_threaded, t.abi_tag, t.python_dir) == (
+        (3, 14), True, "cp314t", "cp314-cp314t")
+    assert t.python_candidates[0] == "/opt/python/cp314-cp314t/bin/python"
+    assert "python3.14t" in t.python_candidates
+
+
+def test_a_python_nobody_ships_is_refused_with_the_list() -> None:
+    with pytest.raises(TargetError) as e:
+        parse_target("cp313t-manylinux_x86_64")
+    assert e.value.hint is not None and "cp314t, cp315t" in e.value.hint
+    with pytest.raises(TargetError) as e:
+        parse_target("cp316-manylinux_x86_64")
+    assert e.value.hint is not None and "cp315t" in e.value.hint
+
+
+def test_abi3_serves_later_gil_builds_never_free_threaded_ones() -> None:
+    abi3 = frozenset({Tag("cp311", "abi3", "manylinux_2_17_x86_64")})
+    for python in ("cp311", "cp312", "cp313", "cp314", "cp315"):
+        assert parse_target(f"{python}-manylinux_x86_64").tag_rank(abi3) is not None, python
+    for python in ("cp39", "cp314t", "cp315t"):
+        assert parse_target(f"{python}-manylinux_x86_64").tag_rank(abi3) is None, python
+    abi3t = frozenset({Tag("cp315", "abi3t", "manylinux_2_17_x86_64")})
+    assert parse_target("cp315t-manylinux_x86_64").tag_rank(abi3t) is not None
+    own = frozenset({Tag("cp314", "cp314t", "manylinux_2_17_x86_64")})
+    assert parse_target("cp314t-manylinux_x86_64").tag_rank(own) is not None
+    assert parse_target("cp314-manylinux_x86_64").tag_rank(own) is None
+
+
+def test_selectors_expand_like_cibuildwheels() -> None:
+    chosen = select_targets(["cp31*-musllinux_*"], skip=["*t-*", "cp310-*", "cp312-*"])
+    assert chosen == [f"cp3{m}-musllinux_{a}" for m in (11, 13, 14, 15)
+                      for a in ("x86_64", "aarch64")]
+    assert select_targets(["cp311-manylinux_2_36_x86_64"]) == ["cp311-manylinux_2_36_x86_64"]
+    with pytest.raises(TargetError, match="matches no known target") as e:
+        select_targets(["cp2*-manylinux_*"])
+    assert e.value.hint is not None and "closest" in e.value.hint
+
+
+def _probe(*pythons: tuple[str, str, bool], auditwheel: str = "/usr/local/bin/auditwheel"
+           ) -> str:
+    lines = [f"{path}\t" + json.dumps({"version": v, "free_threaded": ft, "ext_suffix": ""})
+             for path, v, ft in pythons]
+    return "\n".join([*lines, f"auditwheel\t{auditwheel}"])
+
+
+def test_only_the_targets_own_interpreter_is_used() -> None:
+    target = parse_target("cp314t-musllinux_x86_64")
+    out = _probe(("/opt/python/cp314-cp314t/bin/python", "3.14.10", True))
+    found = choose(target, "img", out)
+    assert found.interpreter.version == "3.14.10"
+    assert found.auditwheel == ("/usr/local/bin/auditwheel",)
+    # An image whose only 3.14 has the GIL, and a 3.11 elsewhere: no fallback, exit 8.
+    out = _probe(("/usr/local/bin/python3.14", "3.14.10", False),
+                 ("/usr/local/bin/python3.11", "3.11.2", False), auditwheel="")
+    with pytest.raises(EngineError) as e:
+        choose(target, "the-image:tag", out)
+    assert e.value.exit_code == 8
+    for said in ("the-image:tag", "CPython 3.14 (free-threaded)",
+                 "/opt/python/cp314-cp314t/bin/python", "python3.14t", "3.11.2"):
+        assert said in e.value.message
+    # Without auditwheel on PATH, the target's interpreter runs it.
+    found = choose(parse_target("cp311-musllinux_x86_64"), "img",
+                   _probe(("/usr/local/bin/python3.11", "3.11.2", False), auditwheel=""))
+    assert found.auditwheel == ("/usr/local/bin/python3.11", "-m", "auditwheel")
+    assert parse_probe("garbage\n/x\t{not json\nauditwheel\t\n") == ([], None)
+
+
+def test_a_wheel_of_another_interpreter_is_not_blamed_on_libc(tmp_path: Path) -> None:
+    wheel = tmp_path / "crcmod-1.7-cp311-cp311-manylinux1_x86_64.whl"
+    with pytest.raises(BuildFailed, match="built by another interpreter"):
+        check_fits(wheel, parse_target("cp313-manylinux_x86_64"))
+    newer = tmp_path / "crcmod-1.7-cp313-cp313-manylinux_2_36_x86_64.whl"
+    with pytest.raises(BuildFailed, match="newer libc"):
+        check_fits(newer, parse_target("cp313-manylinux_x86_64"))
+
+
+def test_full_version_is_used_where_known() -> None:
+    from dataclasses import replace
+
+    t = parse_target("cp311-manylinux_x86_64")
+    assert t.admits(">=3.11.7")  # some 3.11 satisfies it, none was asked
+    assert not t.admits(">=3.12")
+    known = replace(t, full_version="3.11.2")
+    assert known == t  # the full version is not part of the target's identity
+    assert not known.admits(">=3.11.7")
+    assert known.marker_environment()["python_full_version"] == "3.11.2"
+
+
+@pytest.mark.network
+def test_a_uv_written_pylock_with_the_interpreters_full_version_is_accepted(
+        tmp_path: Path) -> None:
+    import shutil
+
+    uv = shutil.which("uv") or str(Path(__import__("sys").executable).parent / "uv")
+    (tmp_path / "req.in").write_text("six==1.17.0\n")
+    lock = tmp_path / "pylock.toml"
+    done = subprocess.run(
+        [uv, "pip", "compile", "--python-version", "3.11.7", "--format", "pylock.toml",
+         str(tmp_path / "req.in"), "-o", str(lock), "-q", "--no-cache"],
+        capture_output=True, text=True, env=clean_env(), timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert 'requires-python = ">=3.11.7"' in lock.read_text()
+    inputs = read_inputs([lock])
+    target = parse_target("cp311-manylinux_x86_64")
+    pins = inputs.for_target(target)
+    assert [str(r.requirement) for r in pins.requirements][-1].startswith("six==1.17.0")
+    notes = inputs.assumptions([target])
+    assert len(notes) == 1 and "taken as met by 3.11.7" in notes[0]
+    # A target whose image said 3.11.2 is not installable from that lock.
+    from dataclasses import replace
+
+    from wheelhouse.errors import RequirementsError
+
+    with pytest.raises(RequirementsError, match="cannot be installed"):
+        inputs.for_target(replace(target, full_version="3.11.2"))
