@@ -170,6 +170,7 @@ _PACKAGE_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "environment": ("environment", _str_map),
     "auditwheel-exclude": ("auditwheel_exclude", _strs),
     "build-from-source": ("build_from_source", _bool),
+    "auto-fix": ("auto_fix", _bool),
     "build-constraints": ("build_constraints", _constraints),
     "test": ("test", _test),
 }
@@ -217,6 +218,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "build-constraints": ("build_constraints", _constraints),
     "requirements": ("requirements", _paths),
     "publish": ("publish", _str),
+    "auto-fix": ("auto_fix", _bool),
 }
 
 #: keys that make sense only in files (tables), not as one environment variable.

@@ -56,6 +56,9 @@ class PackageSettings:
     #: a shell command run with the new wheel installed in the target's consumer; None: the
     #: default test (import the wheel's top-level modules); "": no test.
     test: str | None = None
+    #: False: never retry a failed build of this package with a known fix (None: the
+    #: global ``auto-fix``).
+    auto_fix: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +93,9 @@ class Settings:
     requirements: tuple[Path, ...] = ()
     #: the shared index's upload URL (its /legacy/) that ``build`` publishes to.
     publish: str | None = None
+    #: retry a build that failed for a cause with a known fix (``resources/causes.toml``)
+    #: once with that fix, and say so.
+    auto_fix: bool = True
 
     def package(self, name: str) -> PackageSettings:
         """The settings a build of ``name`` uses: its own table, plus the global build

@@ -11,6 +11,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from wheelhouse.builder.fixes import Fix, parse_fix
+
 #: how many cause lines a failure shows, and how long each may be.
 MAX_LINES = 3
 MAX_WIDTH = 220
@@ -47,6 +49,8 @@ class Pattern:
     #: the failing command only reports a failure of an earlier one (a build that fell back
     #: to pure Python when its extension did not compile): the cause is read before it.
     earlier: bool = False
+    #: the settings that fix it, when they are known (``builder.fixes``).
+    fix: Fix | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +61,8 @@ class Explanation:
     summary: str | None = None
     hint: str | None = None
     pattern: str | None = None
+    #: the known fix of that pattern, if it has one.
+    fix: Fix | None = None
 
 
 class _Format(dict[str, str]):
@@ -71,14 +77,16 @@ def patterns() -> tuple[Pattern, ...]:
                          .read_text(encoding="utf-8"))
     out = []
     for i, entry in enumerate(data.get("cause", [])):
-        unknown = set(entry) - {"name", "pattern", "summary", "hint", "earlier"}
+        unknown = set(entry) - {"name", "pattern", "summary", "hint", "earlier", "fix"}
         if unknown or not all(isinstance(entry.get(k), str) for k in ("name", "pattern",
                                                                        "hint")) \
                 or not isinstance(entry.get("earlier", False), bool):
             raise ValueError(f"causes.toml: entry {i} ({entry.get('name')!r}) is malformed")
+        fix = (parse_fix(entry["name"], entry["fix"], f"causes.toml: entry {i}")
+               if "fix" in entry else None)
         out.append(Pattern(name=entry["name"], regex=re.compile(entry["pattern"]),
                            summary=entry.get("summary", ""), hint=entry["hint"],
-                           earlier=entry.get("earlier", False)))
+                           earlier=entry.get("earlier", False), fix=fix))
     return tuple(out)
 
 
@@ -105,6 +113,8 @@ def _explain(lines: list[str], *, project: str, target: str) -> Explanation:
     found: list[str] = []
     known: tuple[Pattern, re.Match[str]] | None = None
     for pattern in patterns():
+        if pattern.fix is not None and not pattern.fix.for_project(project):
+            continue  # a cause known only for some projects (its fix says which)
         for line in lines:
             match = pattern.regex.search(line)
             if match:
@@ -127,7 +137,8 @@ def _explain(lines: list[str], *, project: str, target: str) -> Explanation:
             values.setdefault(key.rstrip("0123456789"), value)
     return Explanation(lines=tuple(found[:MAX_LINES]),
                        summary=pattern.summary.format_map(values) or None,
-                       hint=pattern.hint.format_map(values), pattern=pattern.name)
+                       hint=pattern.hint.format_map(values), pattern=pattern.name,
+                       fix=pattern.fix)
 
 
 def _with_earlier(found: Explanation, before: list[str], *, project: str, target: str
@@ -145,7 +156,7 @@ def _with_earlier(found: Explanation, before: list[str], *, project: str, target
     if cause.summary:
         summary = f"{cause.summary}, and {found.summary}" if found.summary else cause.summary
     return Explanation(lines=cause.lines, summary=summary, hint=cause.hint or found.hint,
-                       pattern=cause.pattern or found.pattern)
+                       pattern=cause.pattern or found.pattern, fix=cause.fix or found.fix)
 
 
 def _short(line: str) -> str:

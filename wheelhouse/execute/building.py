@@ -80,12 +80,17 @@ class _Inputs:
     work: Path
 
 
+#: how many known fixes one build may be retried with (pyyaml 5.4.1 needs two: cython<3, then
+#: libyaml's headers).
+_MAX_FIXES = 3
+
+
 class Building:
     def __init__(
         self, *, store: StoreWriter, ledger: Ledger, builders: Callable[[Target], Builder],
         package: Callable[[str], PackageSettings], timeout: float, retry_failed: bool,
         progress: Progress, download: Download, resolve_requirements: ResolveRequirements,
-        available_wheels: Callable[[Target], list[Path]],
+        available_wheels: Callable[[Target], list[Path]], auto_fix: bool = True,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -100,6 +105,10 @@ class Building:
         self.resolve_requirements = resolve_requirements
         #: the store's wheels of a target's pins met so far in this run (for checks).
         self.available_wheels = available_wheels
+        #: retry a build that failed for a cause with a known fix, with it.
+        self.auto_fix = auto_fix
+        #: what each checked wheel's check said of its interpreter, until it is published.
+        self._checked: dict[str, str] = {}
 
     def __call__(self, step: Step) -> Outcome:
         builder = self.builders(step.target)
@@ -139,6 +148,30 @@ class Building:
         with log_file.path.open("w", encoding="utf-8") as log:  # the recipe reads it back
             log.write(f"# wheelhouse {__version__}: {inputs.sdist.name} for {target} with "
                       f"{builder.identity(target)}\n")
+        fixed: list[str] = []
+        tried: set[str] = set()
+        while True:
+            built, error = self._attempt(inputs, package, log_file)
+            if error is None or len(tried) >= _MAX_FIXES:
+                break
+            known = self._known_fix(inputs, package, log_file, tried)
+            if known is None:
+                break
+            package, said, name = known
+            tried.add(name)
+            fixed.append(said)
+            with log_file.path.open("a", encoding="utf-8") as log:
+                log.write(f"\n# wheelhouse: retrying with the known fix for {name}: {said}\n")
+        if error is not None or built is None:
+            tail = f" (also with the known fix {'; '.join(fixed)})" if fixed else ""
+            return self._failed(inputs, (error or "the build failed") + tail, log_file)
+        return self._publish(inputs, built, log_file, package, fixed)
+
+    def _attempt(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile
+                 ) -> tuple[BuiltWheel | None, str | None]:
+        """One build and its check, appended to the log: the wheel, or why it failed."""
+        builder, target = inputs.builder, inputs.step.target
+        with log_file.path.open("a", encoding="utf-8") as log:
             try:
                 deps = (self.resolve_requirements(
                             build_requirements(inputs.sdist),
@@ -152,19 +185,31 @@ class Building:
                 )
             except BuildFailed as e:
                 log.write(f"\n# wheelhouse: the build failed: {e}\n")
-                error: str | None = str(e)
-            else:
-                error = None
-        if error is None:
-            error = self._check(inputs, built, log_file)
-        if error is not None:
-            return self._failed(inputs, error, log_file)
-        return self._publish(inputs, built, log_file)
+                return None, str(e)
+        return built, self._check(inputs, built, log_file, package)
 
-    def _check(self, inputs: _Inputs, built: BuiltWheel, log_file: LogFile) -> str | None:
+    def _known_fix(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile,
+                   tried: set[str]) -> tuple[PackageSettings, str, str] | None:
+        """The known fix for why the last attempt failed, if there is one to try: the
+        package's settings with it, what it adds, and the cause's name."""
+        pin = inputs.step.pin
+        if not self.auto_fix or package.auto_fix is False:
+            return None
+        text = log_file.path.read_text(encoding="utf-8", errors="replace")
+        why = explain(text, project=pin.project, target=str(inputs.step.target))
+        fix = why.fix
+        if fix is None or fix.name in tried or not fix.applies(pin.project, pin.version):
+            return None
+        applied = fix.apply(package)
+        if applied is None:
+            return None  # the user's own settings decide what this fix would set
+        return applied[0], applied[1], fix.name
+
+    def _check(self, inputs: _Inputs, built: BuiltWheel, log_file: LogFile,
+               package: PackageSettings) -> str | None:
         """None when the wheel works where the target runs; else why not (and the log says)."""
         step = inputs.step
-        test = self.package(step.pin.project).test
+        test = package.test
         if test == "":
             return None
         available = self.available_wheels(step.target)
@@ -176,6 +221,9 @@ class Building:
             out.write(f"\n$ check {built.wheel.name} in a clean environment of {step.target} "
                       f"({'the test command' if test else 'imports and programs'})"
                       f"\n{result.output}\n")
+            if result.summary:
+                out.write(f"# wheelhouse: {result.summary}\n")
+        self._checked[built.wheel.name] = result.summary
         if result.ok:
             return None
         what = ("its test command failed" if test
@@ -194,7 +242,8 @@ class Building:
         return Outcome(step=step, status=Status.FAILED, message=message,
                        log=log_file.relative, cause=why.lines, hint=why.hint)
 
-    def _publish(self, inputs: _Inputs, built: BuiltWheel, log_file: LogFile) -> Outcome:
+    def _publish(self, inputs: _Inputs, built: BuiltWheel, log_file: LogFile,
+                 package: PackageSettings, fixed: Sequence[str]) -> Outcome:
         step, target = inputs.step, inputs.step.target
         provenance = {
             "sdist": inputs.sdist.name, "sdist_sha256": inputs.sdist_sha256,
@@ -202,7 +251,10 @@ class Building:
             "builder": inputs.builder.identity(target), "target": target.identifier,
             "auditwheel": dict(built.report), "grafted": list(built.grafted),
             "seconds": round(built.seconds, 1), "log": log_file.relative,
-            "checked": self.package(step.pin.project).test != "",
+            "checked": package.test != "",
+            "check": self._checked.pop(built.wheel.name, "") or None,
+            # A fix is part of what the wheel was built with: said wherever it is shown.
+            "fix": "; ".join(fixed) or None,
         }
         try:
             published = self.store.publish(built.wheel, origin=Origin.BUILT, consume=True,
@@ -214,7 +266,8 @@ class Building:
             return kept(self.store, step, existing, message="published by another build")
         self.ledger.clear_failure(inputs.key)
         grafted = len(built.grafted)
-        note = (f"grafted {grafted} {'library' if grafted == 1 else 'libraries'}"
-                if grafted else "")
+        notes = [f"built with a known fix: {'; '.join(fixed)}"] if fixed else []
+        if grafted:
+            notes.append(f"grafted {grafted} {'library' if grafted == 1 else 'libraries'}")
         return kept(self.store, step, published.file, Status.BUILT, log=log_file.relative,
-                    seconds=built.seconds, message=note)
+                    seconds=built.seconds, message="; ".join(notes), fix="; ".join(fixed))

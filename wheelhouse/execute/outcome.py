@@ -42,16 +42,19 @@ class Outcome:
     hint: str | None = None
     #: the failure is this machine's (no engine, no image), not the package's.
     environment: bool = False
+    #: the known fix a build was retried with and succeeded (``cython<3``).
+    fix: str = ""
 
 
 def kept(store: StoreReader, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
-         message: str = "", log: str | None = None, seconds: float = 0.0) -> Outcome:
+         message: str = "", log: str | None = None, seconds: float = 0.0,
+         fix: str = "") -> Outcome:
     """The outcome of a step whose file is in the store, its dependencies read from the
     file's metadata there."""
     metadata = store.read_metadata(f)
     deps = tuple(requires_dist(metadata)) if metadata is not None else None
     return Outcome(step=step, status=status, filename=f.filename, dependencies=deps,
-                   message=message, log=log, seconds=seconds)
+                   message=message, log=log, seconds=seconds, fix=fix)
 
 
 class Progress(Protocol):

@@ -38,6 +38,8 @@ class Entry:
     origin: str | None = None
     seconds: float = 0.0
     message: str = ""
+    #: the known fix a build succeeded with (``cython<3``), if it needed one.
+    fix: str | None = None
     cause: tuple[str, ...] = ()
     hint: str | None = None
     #: the build log, an absolute path.
@@ -128,4 +130,4 @@ def _entry(outcome: Outcome, lookup: Lookup, root: Path) -> Entry:
         origin=stored.origin.value if stored is not None else None,
         seconds=round(outcome.seconds, 3), message=outcome.message, cause=outcome.cause,
         hint=outcome.hint, log=str(root / outcome.log) if outcome.log else None,
-        environment=outcome.environment)
+        environment=outcome.environment, fix=outcome.fix or None)
