@@ -144,3 +144,31 @@ def test_a_uv_written_pylock_with_the_interpreters_full_version_is_accepted(
 
     with pytest.raises(RequirementsError, match="cannot be installed"):
         inputs.for_target(replace(target, full_version="3.11.2"))
+
+
+def test_an_abi3_wheel_is_stored_once_and_kept_for_later_pythons_never_free_threaded(
+        tmp_path: Path) -> None:
+    from tests.conftest import wheelhouse
+    from tests.distributions import write_wheel
+
+    links = tmp_path / "links"
+    links.mkdir()
+    write_wheel(links, "whabi", "1.0", tag="cp311-abi3-manylinux_2_17_x86_64")
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"--no-index\n--find-links {links}\nwhabi==1.0\n")
+    store = tmp_path / "store"
+    targets = ["cp312-manylinux_x86_64", "cp313-manylinux_x86_64", "cp314-manylinux_x86_64",
+               "cp314t-manylinux_x86_64"]
+    args = [a for t in targets for a in ("--target", t)]
+    done = wheelhouse("build", str(reqs), "--store", str(store), *args, "--jobs", "4",
+                      "--report", str(tmp_path / "r.json"), env=clean_env(CI="true"))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    by_target = {r["target"]: r for r in doc["results"]}
+    shared = [by_target[t] for t in targets[:3]]
+    assert {r["file"] for r in shared} == {"whabi-1.0-cp311-abi3-manylinux_2_17_x86_64.whl"}
+    # One target fetched it; the others found it stored.
+    assert sorted(r["status"] for r in shared) == ["cached", "cached", "fetched"], shared
+    assert len(list((store / "files" / "whabi").glob("*.whl"))) == 1
+    # A free-threaded build never takes abi3: nothing fits it, and the run says so.
+    assert by_target["cp314t-manylinux_x86_64"]["status"] in ("missing", "failed")
+    assert done.returncode != 0

@@ -130,11 +130,17 @@ class Building:
             failure = None if self.retry_failed else self.ledger.failure(key)
             if failure is not None:
                 return failed_before(step, failure)
-            with self.ledger.build_lock(pin.project, pin.version, target.identifier):
-                # Another process may have built it while we waited for the lock.
+            # One build of a release per platform at a time, across targets and processes:
+            # a wheel one of them makes that fits the others (abi3 serves every later CPython
+            # of the platform) is then found below, and built once.
+            with self.ledger.build_lock(pin.project, pin.version, target.policy_tag):
+                # Another build may have made a fitting wheel while we waited for the lock.
                 stored = best_stored(self.store, pin.project, pin.version, target)
                 if stored is not None and not self.package(pin.project).build_from_source:
-                    return kept(self.store, step, stored)
+                    made_for = stored.provenance.get("target")
+                    note = (f"built for {made_for}, which fits {target} too"
+                            if made_for and made_for != target.identifier else "")
+                    return kept(self.store, step, stored, message=note)
                 inputs = _Inputs(step=step, builder=builder, sdist=sdist,
                                  sdist_sha256=sdist_sha, key=key, work=work)
                 return self._build_locked(inputs)

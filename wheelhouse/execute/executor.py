@@ -56,6 +56,8 @@ class Executor:
         self.cancelled = False
         self._seen: dict[str, set[str]] = {}
         self._seen_guard = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = {}
+        self._fetching_guard = threading.Lock()
         self.building = Building(
             store=store, ledger=ledger, builders=builders, package=settings.package,
             timeout=settings.build_timeout, retry_failed=retry_failed, progress=progress,
@@ -156,6 +158,17 @@ class Executor:
     def _fetch(self, step: Step) -> Outcome:
         cand = step.candidate
         assert cand is not None
+        # Targets side by side may want one file (an abi3 or pure wheel): one downloads it,
+        # the others find it stored.
+        with self._fetching_guard:
+            lock = self._fetching.setdefault(cand.filename, threading.Lock())
+        with lock:
+            stored = self.store.get(cand.filename)
+            if stored is not None and (cand.sha256 is None or stored.sha256 == cand.sha256):
+                return kept(self.store, step, stored)
+            return self._download_and_publish(step, cand)
+
+    def _download_and_publish(self, step: Step, cand: Candidate) -> Outcome:
         staged = self.store.staging_file(suffix=".part")
         try:
             digest = self.download(cand, step.pin, staged)
