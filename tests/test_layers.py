@@ -152,3 +152,29 @@ def test_help_lists_every_exit_status(code: int) -> None:
 
     out = CliRunner().invoke(cli, ["--help"]).output
     assert re.search(rf"^\s*{code}  \S", out, re.M)
+
+
+def test_contributings_module_map_matches_the_tree() -> None:
+    """Every module and package of wheelhouse has its row in CONTRIBUTING.md's map, every
+    submodule is named in its package's row, and the map names nothing that is gone."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split("|")
+        if line.startswith("| `") and len(cells) > 3:
+            for name in re.findall(r"`([\w./]+)`", cells[1]):
+                rows[name] = cells[2]
+    top = sorted({p.name if p.is_file() else p.name + "/" for p in PACKAGE.iterdir()
+                  if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))
+                  and p.name not in ("__init__.py", "__main__.py")})
+    assert [t for t in top if t not in rows] == []
+    missing = {}
+    for package in (t for t in top if t.endswith("/")):
+        subs = sorted(p.stem for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__")
+        named = set(re.findall(r"`(\w+)`", rows[package]))
+        if [s for s in subs if s not in named]:
+            missing[package] = [s for s in subs if s not in named]
+    assert missing == {}
+    gone = [n for n in rows if n.endswith((".py", "/"))
+            and not (PACKAGE / n.rstrip("/")).exists()]
+    assert gone == []

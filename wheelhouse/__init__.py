@@ -2,7 +2,7 @@
 
 The data flows requirements → plan → build (locally or in a container) → repair → store →
 index → server; each step is a module or package of that name (CONTRIBUTING.md has the map).
-The supported interface is the ``wheelhouse`` command, ``wheelhouse.server.create_app`` with
+The supported interface is the ``wheelhouse`` command, ``wheelhouse.server.app.create_app`` with
 ``wheelhouse.options.ServerOptions``, and ``wheelhouse.errors``; the rest is internal.
 """
 
