@@ -4,6 +4,11 @@ Issue 2's goal: a no-op build of a 50-pin lockfile at least 10x faster than
 `pip wheel -r requirements.txt --find-links <same wheels>`, and under 1 s.
 
     .venv/bin/python bench/bench_noop_build.py [--runs 5] [--lock bench/lock50.txt]
+        [--baseline DIR]
+
+With ``--baseline DIR`` (another checkout, e.g. ``git worktree add /tmp/base REV``) that
+checkout's no-op is timed on the same store in the same run, interleaved with ours, so a
+refactor can show it is no slower.
 
 Warms a fresh store first (network: PyPI), then times each command --runs times as whole
 processes (what a CI job pays) and prints medians and ratios measured in this same run.
@@ -34,14 +39,15 @@ def env() -> dict[str, str]:
     return e
 
 
-def timed(cmd: list[str], runs: int, before: object = None) -> list[float]:
+def timed(cmd: list[str], runs: int, before: object = None,
+          extra_env: dict[str, str] | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         if callable(before):
             before()
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env(), stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, env=env() | (extra_env or {}),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
     return times
 
@@ -50,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lock", type=Path, default=HERE / "lock50.txt")
+    parser.add_argument("--baseline", type=Path, help="another checkout to time beside ours")
     args = parser.parse_args()
     pins = [ln for ln in args.lock.read_text().splitlines() if ln and not ln.startswith("#")]
     wheelhouse = [sys.executable, "-m", "wheelhouse"]
@@ -71,7 +78,19 @@ def main() -> None:
         def fresh_out() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
-        ours = timed([*wheelhouse, "build", str(args.lock), "--store", str(store)], args.runs)
+        noop = [*wheelhouse, "build", str(args.lock), "--store", str(store)]
+        base_env = {"PYTHONPATH": str(args.baseline)} if args.baseline else {}
+        if args.baseline:
+            subprocess.run([sys.executable, "-m", "compileall", "-q",
+                            str(args.baseline / "wheelhouse")], check=True, env=env(),
+                           stdout=subprocess.DEVNULL)
+            subprocess.run(noop, check=True, env=env() | base_env,  # its own plan cache
+                           stdout=subprocess.DEVNULL)
+        ours, base = [], []
+        for _ in range(args.runs):  # interleaved: the machine's load hits both alike
+            ours += timed(noop, 1)
+            if args.baseline:
+                base += timed(noop, 1, extra_env=base_env)
         pip_base = [sys.executable, "-m", "pip", "wheel", "-q", "--no-cache-dir", "-w", str(out),
                     "-r", str(args.lock), "--find-links", str(flat)]
         pip_literal = timed(pip_base, args.runs, fresh_out)
@@ -84,6 +103,10 @@ def main() -> None:
     print(f"  pip wheel --find-links <same wheels> --no-index {m_off:5.3f} s   "
           f"ratio {m_off / m_ours:5.1f}x")
     print(f"  under 1 s: {'yes' if m_ours < 1 else 'NO'}")
+    if base:
+        m_base = statistics.median(base)
+        print(f"  baseline {args.baseline} (no-op)  {m_base:7.3f} s   "
+              f"ours/baseline {m_ours / m_base:5.2f}")
 
 
 if __name__ == "__main__":

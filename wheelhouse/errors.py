@@ -149,11 +149,14 @@ class BuildError(WheelhouseError):
 
 class BuildFailed(BuildError):
     """One build did not produce a fitting wheel; the message says why, the log says more.
-    A value of the run (recorded in the ledger, reported per pin), not a reason to stop it."""
+    A value of the run (recorded in the ledger, reported per pin), not a reason to stop it.
+    ``killed``: its command was stopped by a signal (Ctrl-C, a cancelled CI job, the
+    out-of-memory killer), which says nothing about the package."""
 
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+    def __init__(self, message: str, *, timed_out: bool = False, killed: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+        self.killed = killed
 
 
 # -- 7: serving -----------------------------------------------------------------------------
@@ -171,8 +174,8 @@ class EngineError(WheelhouseError):
     """The container engine or emulation is missing, not running, or cannot run the image."""
 
     exit_code = 8
-    meaning = ("this machine cannot build: no container engine, image or emulation (wins over "
-               "6: fix the machine first)")
+    meaning = ("this machine cannot build: no container engine, image, emulation, compiler "
+               "or disk space (wins over 6: fix the machine first)")
 
 
 # -- 9: publishing --------------------------------------------------------------------------

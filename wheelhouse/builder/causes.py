@@ -51,6 +51,9 @@ class Pattern:
     earlier: bool = False
     #: the settings that fix it, when they are known (``builder.fixes``).
     fix: Fix | None = None
+    #: the cause is the machine's or the builder image's (no compiler, a full disk), not the
+    #: package's: such a failure is reported but never remembered against the package.
+    environment: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +66,8 @@ class Explanation:
     pattern: str | None = None
     #: the known fix of that pattern, if it has one.
     fix: Fix | None = None
+    #: the pattern says the machine is at fault, not the package.
+    environment: bool = False
 
 
 class _Format(dict[str, str]):
@@ -77,16 +82,19 @@ def patterns() -> tuple[Pattern, ...]:
                          .read_text(encoding="utf-8"))
     out = []
     for i, entry in enumerate(data.get("cause", [])):
-        unknown = set(entry) - {"name", "pattern", "summary", "hint", "earlier", "fix"}
+        unknown = set(entry) - {"name", "pattern", "summary", "hint", "earlier", "fix",
+                                "environment"}
         if unknown or not all(isinstance(entry.get(k), str) for k in ("name", "pattern",
                                                                        "hint")) \
-                or not isinstance(entry.get("earlier", False), bool):
+                or not isinstance(entry.get("earlier", False), bool) \
+                or not isinstance(entry.get("environment", False), bool):
             raise ValueError(f"causes.toml: entry {i} ({entry.get('name')!r}) is malformed")
         fix = (parse_fix(entry["name"], entry["fix"], f"causes.toml: entry {i}")
                if "fix" in entry else None)
         out.append(Pattern(name=entry["name"], regex=re.compile(entry["pattern"]),
                            summary=entry.get("summary", ""), hint=entry["hint"],
-                           earlier=entry.get("earlier", False), fix=fix))
+                           earlier=entry.get("earlier", False), fix=fix,
+                           environment=entry.get("environment", False)))
     return tuple(out)
 
 
@@ -138,7 +146,7 @@ def _explain(lines: list[str], *, project: str, target: str) -> Explanation:
     return Explanation(lines=tuple(found[:MAX_LINES]),
                        summary=pattern.summary.format_map(values) or None,
                        hint=pattern.hint.format_map(values), pattern=pattern.name,
-                       fix=pattern.fix)
+                       fix=pattern.fix, environment=pattern.environment)
 
 
 def _with_earlier(found: Explanation, before: list[str], *, project: str, target: str
@@ -156,7 +164,8 @@ def _with_earlier(found: Explanation, before: list[str], *, project: str, target
     if cause.summary:
         summary = f"{cause.summary}, and {found.summary}" if found.summary else cause.summary
     return Explanation(lines=cause.lines, summary=summary, hint=cause.hint or found.hint,
-                       pattern=cause.pattern or found.pattern, fix=cause.fix or found.fix)
+                       pattern=cause.pattern or found.pattern, fix=cause.fix or found.fix,
+                       environment=cause.environment if cause.pattern else found.environment)
 
 
 def _short(line: str) -> str:

@@ -148,7 +148,8 @@ def _build(
     if done.timed_out:
         raise BuildFailed(f"the build did not finish within {timeout:.0f} s", timed_out=True)
     if done.returncode != 0:
-        raise BuildFailed(f"the build failed{where} (exit {done.returncode})")
+        raise BuildFailed(f"the build failed{where} (exit {done.returncode})",
+                          killed=killed_by_signal(done.returncode))
     built = _one(recipe.workspace.collect(paths.dist, work_dir / "dist"), "the build")
     if is_pure(built):
         log.write(f"{built.name} is pure Python; no repair needed\n")
@@ -167,7 +168,8 @@ def _build(
         raise BuildFailed("auditwheel repair did not finish within the time limit",
                           timed_out=True)
     if repair.returncode != 0:
-        raise BuildFailed(f"auditwheel repair failed (exit {repair.returncode}); see the log")
+        raise BuildFailed(f"auditwheel repair failed (exit {repair.returncode}); see the log",
+                          killed=killed_by_signal(repair.returncode))
     broken = removed_from_programs(repair.output)
     if broken:
         raise BuildFailed(
@@ -216,3 +218,9 @@ def _log_since(log: IO[str], start: int | None) -> str:
             return f.read().decode("utf-8", "replace")
     except (OSError, AttributeError, TypeError):
         return ""
+
+
+def killed_by_signal(returncode: int) -> bool:
+    """Whether a command's status says a signal stopped it: negative here, 128 + SIGKILL or
+    SIGTERM (what ``docker exec`` and shells report) in a container."""
+    return returncode < 0 or returncode in (128 + 9, 128 + 15)

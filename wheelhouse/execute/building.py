@@ -91,6 +91,7 @@ class Building:
         package: Callable[[str], PackageSettings], timeout: float, retry_failed: bool,
         progress: Progress, download: Download, resolve_requirements: ResolveRequirements,
         available_wheels: Callable[[Target], list[Path]], auto_fix: bool = True,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -107,6 +108,8 @@ class Building:
         self.available_wheels = available_wheels
         #: retry a build that failed for a cause with a known fix, with it.
         self.auto_fix = auto_fix
+        #: whether the run is being stopped (Ctrl-C, SIGTERM): its builds are not failures.
+        self.cancelled = cancelled
         #: what each checked wheel's check said of its interpreter, until it is published.
         self._checked: dict[str, str] = {}
 
@@ -157,7 +160,10 @@ class Building:
         fixed: list[str] = []
         tried: set[str] = set()
         while True:
-            built, error = self._attempt(inputs, package, log_file)
+            try:
+                built, error = self._attempt(inputs, package, log_file)
+            except BuildFailed as e:  # stopped from outside: nothing is remembered
+                return self._interrupted(inputs, str(e), log_file)
             if error is None or len(tried) >= _MAX_FIXES:
                 break
             known = self._known_fix(inputs, package, log_file, tried)
@@ -191,8 +197,20 @@ class Building:
                 )
             except BuildFailed as e:
                 log.write(f"\n# wheelhouse: the build failed: {e}\n")
+                if e.killed or self.cancelled():
+                    raise
                 return None, str(e)
         return built, self._check(inputs, built, log_file, package)
+
+    def _interrupted(self, inputs: _Inputs, message: str, log_file: LogFile) -> Outcome:
+        """A build stopped by a signal (Ctrl-C, a cancelled CI job, the out-of-memory
+        killer) failed for no reason of the package's: said, never remembered, so the next
+        plain run builds it."""
+        why = ("interrupted: the run was stopped" if self.cancelled()
+               else "interrupted: a signal stopped the build (out of memory?)")
+        return Outcome(step=inputs.step, status=Status.FAILED, log=log_file.relative,
+                       message=f"{why}; not remembered, the next run builds it",
+                       environment=True, interrupted=True)
 
     def _known_fix(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile,
                    tried: set[str]) -> tuple[PackageSettings, str, str] | None:
@@ -240,6 +258,14 @@ class Building:
         step = inputs.step
         text = log_file.path.read_text(encoding="utf-8", errors="replace")
         why = explain(text, project=step.pin.project, target=str(step.target))
+        if self.cancelled():
+            return self._interrupted(inputs, message, log_file)
+        if why.environment:
+            # The machine's fault (no compiler, a full disk): said, not remembered against
+            # the package, so the same command builds it once the machine is fixed.
+            return Outcome(step=step, status=Status.FAILED, log=log_file.relative,
+                           message=f"this machine: {why.summary or message}",
+                           cause=why.lines, hint=why.hint, environment=True)
         failure = Failure(
             key=inputs.key, project=step.pin.project, version=step.pin.version,
             target=step.target.identifier, message=message, log=log_file.relative,

@@ -62,7 +62,8 @@ class Executor:
             store=store, ledger=ledger, builders=builders, package=settings.package,
             timeout=settings.build_timeout, retry_failed=retry_failed, progress=progress,
             download=self.download, resolve_requirements=self.resolve_requirements,
-            available_wheels=self.available_wheels, auto_fix=settings.auto_fix)
+            available_wheels=self.available_wheels, auto_fix=settings.auto_fix,
+            cancelled=lambda: self.cancelled)
 
     @property
     def upstream(self) -> Upstream:

@@ -44,6 +44,8 @@ class Outcome:
     environment: bool = False
     #: the known fix a build was retried with and succeeded (``cython<3``).
     fix: str = ""
+    #: stopped by a signal or the run's end, not failed: retried by the next run.
+    interrupted: bool = False
 
 
 def kept(store: StoreReader, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
