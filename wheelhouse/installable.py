@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse.execute.outcome import Outcome, Status, drive
+from wheelhouse.ledger import Failure
 from wheelhouse.plan.choose import best_stored
 from wheelhouse.plan.model import Action, Step
 from wheelhouse.plan.resolver import Resolver, Views, requires_dist
@@ -68,9 +69,11 @@ def store_views(store: StoreReader, settings: Settings) -> Views:
 
 
 def installable(reqs: RequirementSet, target: Target, store: StoreReader,
-                settings: Settings) -> Installable:
+                settings: Settings, failures: Sequence[Failure] = ()) -> Installable:
     """Walk ``target``'s closure of ``reqs`` with the store's views; dependencies are read
-    from the stored wheels' METADATA."""
+    from the stored wheels' METADATA. ``failures``: the ledger's, so a pin whose build failed
+    is said to be that, not merely absent."""
+    failed = {(canonicalize_name(f.project), f.version, f.target): f for f in failures}
 
     def step(s: Step) -> Outcome:
         if s.action is Action.KEEP and s.stored is not None:
@@ -78,6 +81,12 @@ def installable(reqs: RequirementSet, target: Target, store: StoreReader,
             deps = tuple(requires_dist(metadata)) if metadata is not None else None
             return Outcome(step=s, status=Status.PRESENT, filename=s.stored.filename,
                            dependencies=deps)
+        failure = failed.get((canonicalize_name(s.pin.project), s.pin.version,
+                              target.identifier))
+        if failure is not None:
+            log = f"; log: {failure.log}" if failure.log else ""
+            return Outcome(step=s, status=Status.MISSING, message=(
+                f"its build failed: {failure.message}{log}"))
         return Outcome(step=s, status=Status.MISSING, message=_why(s))
 
     plan, outcomes = drive(Resolver(reqs, target, store_views(store, settings), build=False),

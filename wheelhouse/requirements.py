@@ -244,15 +244,18 @@ def _parse_requirement(text: str, where: str) -> Requirement:
         raise RequirementsError(
             f"{where}: {text!r} is a VCS or URL requirement, which wheelhouse cannot pin "
             "to one version",
-            hint="publish a release of it and pin NAME==VERSION, or build it with "
-            "`python -m build` and give wheelhouse the sdist through --find-links",
+            hint="publish a release of it and pin NAME==VERSION, or build its sdist with "
+            "`python -m build --sdist`, pin NAME==VERSION and give wheelhouse the sdist's "
+            "directory: `wheelhouse build --find-links DIR` (or a `--find-links DIR` line in "
+            "the file)",
         )
     looks_like_path = text.startswith((".", "/", "~")) or text.endswith((".whl", ".tar.gz", ".zip"))
     if looks_like_path and "@" not in text:
         raise RequirementsError(
             f"{where}: {text!r} is a local path requirement",
-            hint="put the sdist or wheel in a directory, add `--find-links DIR` to the file, "
-            "and pin NAME==VERSION",
+            hint="put the sdist or wheel in a directory, pin NAME==VERSION, and give the "
+            "directory with `wheelhouse build --find-links DIR` (or a `--find-links DIR` "
+            "line in the file)",
         )
     try:
         req = Requirement(text)
@@ -265,7 +268,9 @@ def _parse_requirement(text: str, where: str) -> Requirement:
     if req.url:
         raise RequirementsError(
             f"{where}: {text!r} is a direct URL requirement ({req.name} @ ...)",
-            hint="pin NAME==VERSION and make the file reachable through --find-links or the index",
+            hint="pin NAME==VERSION and give wheelhouse its sdist or wheel: build the sdist "
+            "with `python -m build --sdist` if need be, then `wheelhouse build --find-links "
+            "DIR` (or a `--find-links DIR` line in the file), or publish it to the index",
         )
     return req
 
@@ -284,7 +289,8 @@ def _parse_option_line(
         if name in _REFUSED:
             raise RequirementsError(
                 f"{where}: {_REFUSED[name]} ({line!r}) cannot be built into a shared wheel",
-                hint="pin a released version instead, or build an sdist and use --find-links",
+                hint="pin a released version instead, or build an sdist and name its "
+                "directory with `wheelhouse build --find-links DIR`",
             )
         if name in _FLAG_OPTIONS:
             kind = _FLAG_OPTIONS[name]

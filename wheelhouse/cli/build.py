@@ -19,6 +19,7 @@ from wheelhouse.cli.common import (
     store_option,
     target_option,
 )
+from wheelhouse.errors import UsageError
 from wheelhouse.options import resolve_token
 
 BUILD_EXAMPLES = """
@@ -41,6 +42,9 @@ Examples:
 @store_option
 @config_option
 @click.option("--index-url", help="The upstream simple index [default: PyPI].")
+@click.option("-f", "--find-links", "find_links", multiple=True, metavar="DIR_OR_URL",
+              help="Also look for sdists and wheels here, as pip's --find-links (a directory "
+              "or an HTML page; repeatable) [config: find-links].")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Parallel downloads and builds.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--retry-failed", is_flag=True, default=None,
@@ -60,7 +64,8 @@ Examples:
 def build(
     ctx: click.Context, requirements: tuple[Path, ...], requirement_files: tuple[Path, ...],
     targets: tuple[str, ...], skip: tuple[str, ...], store: Path | None,
-    config_file: Path | None, index_url: str | None, jobs: int | None, dry_run: bool,
+    config_file: Path | None, index_url: str | None, find_links: tuple[str, ...],
+    jobs: int | None, dry_run: bool,
     retry_failed: bool | None, upgrade: bool, publish_url: str | None,
     reports: tuple[Path, ...],
 ) -> None:
@@ -87,7 +92,8 @@ def build(
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store, targets=targets, skip=skip, index_url=index_url,
-                            jobs=jobs, retry_failed=retry_failed)
+                            find_links=_locations(find_links), jobs=jobs,
+                            retry_failed=retry_failed)
     # A configured builder image says which policy it makes; a target naming none gets it.
     options = build_options(settings, policies=default_policies(settings), dry_run=dry_run,
                             upgrade=upgrade)
@@ -106,7 +112,12 @@ def build(
                    f"{plural(inputs.size, 'requirement')} for {names} into "
                    f"{settings.store}")
         result = pipeline.run()
-    output.finish(result, lookup=store_obj.get)
+    try:
+        output.finish(result, lookup=store_obj.get)
+    except UsageError as e:  # a report that could not be written: said, never the run's fate
+        report_error: UsageError | None = e
+    else:
+        report_error = None
     if dry_run:
         click.echo("Dry run: nothing was changed.")
         return
@@ -120,6 +131,10 @@ def build(
         click.echo(f"published to {publish_url}: {len(report.uploaded)} uploaded, "
                    f"{len(report.present)} already there")
     error = run_error(result)
+    if report_error is not None:
+        if error is None:
+            raise report_error
+        click.echo(f"error: {report_error.message}", err=True)
     if error is not None:
         raise error
 
@@ -138,3 +153,12 @@ def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tup
         return Store(path, readonly=True), Ledger(path, readonly=True)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
     return Store(tmp), Ledger(tmp)
+
+
+def _locations(given: tuple[str, ...]) -> tuple[str, ...]:
+    """--find-links values as the config takes them: local directories made absolute."""
+    out = []
+    for value in given:
+        path = Path(value)
+        out.append(str(path.resolve()) if "://" not in value else value)
+    return tuple(out)

@@ -79,6 +79,7 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
     from wheelhouse.builder.builders import default_policies
     from wheelhouse.inputs import read_inputs
     from wheelhouse.installable import installable
+    from wheelhouse.ledger import Ledger
     from wheelhouse.options import build_options
     from wheelhouse.store.store import Store
 
@@ -88,7 +89,9 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
     options = build_options(settings, policies=default_policies(settings))
     inputs = read_inputs(requirements or settings.requirements)
     st = Store(settings.store, readonly=True)
-    results = [installable(inputs.for_target(t), t, st, settings) for t in options.targets]
+    failures = Ledger(settings.store, readonly=True).failures()
+    results = [installable(inputs.for_target(t), t, st, settings, failures)
+               for t in options.targets]
     return settings, inputs, results
 
 
@@ -97,11 +100,15 @@ def _report_missing(results: list[Installable]) -> None:
     if not bad:
         return
     pins = sum(len(r.missing) for r in bad)
+    failed = any(m.reason.startswith("its build failed") for r in bad for m in r.missing)
     raise ResolutionError(
         f"the store cannot install {pins} {'pin' if pins == 1 else 'pins'} on "
         f"{len(bad)} of {len(results)} {'target' if len(results) == 1 else 'targets'} "
         "(listed above)",
-        hint="run `wheelhouse build` with the same requirements and targets, then check again")
+        hint=("fix what the build logs named above say, then run `wheelhouse build "
+              "--retry-failed` with the same requirements and targets, and check again"
+              if failed else "run `wheelhouse build` with the same requirements and targets, "
+              "then check again"))
 
 
 def report_missing(results: list[Installable]) -> None:
@@ -109,8 +116,12 @@ def report_missing(results: list[Installable]) -> None:
     if not bad:
         return
     pins = sum(len(r.missing) for r in bad)
+    failed = any(m.reason.startswith("its build failed") for r in bad for m in r.missing)
     raise ResolutionError(
         f"the store cannot install {pins} {'pin' if pins == 1 else 'pins'} on "
         f"{len(bad)} of {len(results)} {'target' if len(results) == 1 else 'targets'} "
         "(listed above)",
-        hint="run `wheelhouse build` with the same requirements and targets, then check again")
+        hint=("fix what the build logs named above say, then run `wheelhouse build "
+              "--retry-failed` with the same requirements and targets, and check again"
+              if failed else "run `wheelhouse build` with the same requirements and targets, "
+              "then check again"))

@@ -55,6 +55,8 @@ class Step:
     reason: str = ""
     #: the earlier failure, for Action.FAILED.
     failure: Failure | None = None
+    #: MISSING because the upstream could not be read (not because nothing fits).
+    upstream_failed: bool = False
 
     @property
     def label(self) -> str:
@@ -92,6 +94,8 @@ class TargetPlan:
     notes: tuple[str, ...] = ()
     #: steps whose dependencies could not be known before building (dry runs).
     unexpanded: tuple[str, ...] = ()
+    #: some problem is the upstream's failure to answer, not the pins'.
+    upstream_failed: bool = False
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.steps if s.action is action)

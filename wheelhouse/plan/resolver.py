@@ -90,6 +90,7 @@ class Resolver:
         self._known: dict[NormalizedName, Sequence[Requirement]] = {}
         self._carry: list[_Wanted] = []
         self._problems: list[str] = []
+        self._upstream_failed = False
         self._notes: list[str] = []
         self._unexpanded: list[str] = []
 
@@ -119,7 +120,9 @@ class Resolver:
     def plan(self) -> TargetPlan:
         return TargetPlan(target=self.target, steps=tuple(self._steps),
                           problems=tuple(self._problems), notes=tuple(self._notes),
-                          unexpanded=tuple(self._unexpanded))
+                          unexpanded=tuple(self._unexpanded),
+                          upstream_failed=self._upstream_failed
+                          or any(s.upstream_failed for s in self._steps))
 
     # -- one level -------------------------------------------------------------------------
     def _expand(self, wanted: Iterable[_Wanted]) -> tuple[Step, ...]:
@@ -175,7 +178,8 @@ class Resolver:
                 build_from_source=self.views.build_from_source(pin.project),
             )
         except UpstreamError as e:
-            return Step(pin=pin, target=self.target, action=Action.MISSING, reason=str(e))
+            return Step(pin=pin, target=self.target, action=Action.MISSING, reason=str(e),
+                        upstream_failed=True)
         if step.action is not Action.BUILD:
             return step
         if not self.build:
@@ -204,6 +208,7 @@ class Resolver:
             candidates = self.views.candidates(name)
         except UpstreamError as e:
             self._problems.append(str(e))
+            self._upstream_failed = True
             return None
         version = newest_version(candidates, spec, self.target, prereleases=self.reqs.pre)
         if version is None:

@@ -139,13 +139,25 @@ RENDERERS: dict[str, Callable[[BuildReport], str]] = {
 
 
 def check_report_paths(paths: Iterable[Path]) -> None:
-    """Refuse an unknown suffix before the run, not after an hour of building."""
+    """Refuse an unknown suffix or a place that cannot be written before the run, not after
+    an hour of building: the directory is made and a file is tried in it."""
     for path in paths:
         if path.suffix.lower() not in RENDERERS:
             raise UsageError(
                 f"--report {path}: cannot tell the format from the suffix {path.suffix!r}",
                 hint="name the file *.json (every pin on every target), *.md (a summary) or *.xml "
                 "(JUnit)")
+        if path.is_dir():
+            raise UsageError(f"--report {path} is a directory",
+                             hint="name a file in it, e.g. --report DIR/wheelhouse.json")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe = path.with_name(f".{path.name}.probe")
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise UsageError(f"--report {path} cannot be written: {e.strerror or e}",
+                             hint="choose a --report path in a writable directory") from None
 
 
 def write_reports(report: BuildReport, paths: Iterable[Path]) -> None:

@@ -9,7 +9,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from wheelhouse.errors import BuildError, EngineError, ResolutionError, WheelhouseError
+from wheelhouse.errors import (
+    BuildError,
+    EngineError,
+    ResolutionError,
+    UpstreamError,
+    WheelhouseError,
+)
 from wheelhouse.execute.outcome import Progress, Status
 from wheelhouse.execute.results import RunResult
 from wheelhouse.report.live import LiveProgress, Paint, Terminal, terminal_width
@@ -77,8 +83,9 @@ class BuildOutput:
 
 def run_error(result: RunResult) -> WheelhouseError | None:
     """The documented exit status of a finished run, as its error: 8 when builds could not run
-    on this machine (no engine, image or emulation), 6 when builds failed, 3 when pins have no
-    file to fetch or build; None when all is well."""
+    on this machine (no engine, image, emulation, compiler, disk), 4 when the upstream could
+    not be read, 6 when builds failed, 3 when pins have no file to fetch or build; None when
+    all is well."""
     if result.ok:
         return None
     failed = [o for r in result.results for o in r.outcomes if o.status is Status.FAILED]
@@ -88,6 +95,14 @@ def run_error(result: RunResult) -> WheelhouseError | None:
             f"{plural(len(machine), 'build')} could not run on this machine: "
             f"{machine[0].message}",
             hint=machine[0].hint or "fix the container engine or emulation and run again")
+    upstream = [o for r in result.results for o in r.outcomes if o.step.upstream_failed]
+    if upstream or any(r.plan is not None and r.plan.upstream_failed for r in result.results):
+        said = upstream[0].message if upstream else next(
+            p for r in result.results for p in r.problems)
+        return UpstreamError(
+            f"the upstream index or a find-links source failed: {said}",
+            hint="check the index URL (--index-url, the config's index-url, the requirements "
+            "file's own -i) and this machine's network; nothing was looked up there")
     if failed:
         return BuildError(
             f"{plural(len(failed), 'pin')} could not be built or fetched; everything else was "
