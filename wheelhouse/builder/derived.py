@@ -5,6 +5,7 @@ no two builds ever run a package manager in the same container."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 import subprocess
 import tempfile
@@ -48,19 +49,27 @@ def derived_tag(base_id: str, wanted: SystemPackages) -> str:
 
 
 def install_script(wanted: SystemPackages) -> str:
-    """Install system packages with whichever package manager the image has (the managers
-    and their commands are platform data). A table that names nothing for the image's
-    manager fails with a message saying so."""
-    branches = []
-    for m in platforms().package_managers:
+    """A POSIX shell script that installs system packages with whichever package manager the
+    image has (the managers and their commands are platform data). A table that names
+    nothing for the image's manager fails with a message saying so. Every word that comes
+    from data is quoted with ``shlex``; the script is copied into the image and run as a
+    file, so no Dockerfile parsing touches it."""
+    lines = ["set -e"]
+    for i, m in enumerate(platforms().package_managers):
         pkgs = for_manager(wanted, m.command)
-        action = m.install_command(pkgs) if pkgs else (
-            f"echo 'system-packages names no packages for {m.command}, this image'\''s "
-            f"package manager' >&2; exit 1")
-        branches.append(f"command -v {m.command} >/dev/null; then {action}")
+        action = m.install_command(pkgs) if pkgs else _fail(
+            f"system-packages names no packages for {m.command}, the package manager of "
+            "this image")
+        keyword = "if" if i == 0 else "elif"
+        lines.append(f"{keyword} command -v {shlex.quote(m.command)} >/dev/null 2>&1; then")
+        lines.append(f"    {action}")
     names = ", ".join(m.command for m in platforms().package_managers)
-    return ("set -e; if " + "; elif ".join(branches)
-            + f"; else echo 'no known package manager ({names}) in the image' >&2; exit 1; fi")
+    lines += ["else", f"    {_fail(f'no known package manager ({names}) in the image')}", "fi"]
+    return "\n".join(lines) + "\n"
+
+
+def _fail(message: str) -> str:
+    return f"echo {shlex.quote(message)} >&2; exit 1"
 
 
 def ensure_derived(
@@ -79,11 +88,14 @@ def ensure_derived(
         log.flush()
         with tempfile.TemporaryDirectory(prefix="wheelhouse-derive-") as tmp:
             dockerfile = Path(tmp) / "Dockerfile"
+            (Path(tmp) / "install-system-packages.sh").write_text(install_script(packages))
             dockerfile.write_text(
                 f"FROM {base}\n"
-                f"LABEL org.wheelhouse.derived-from={shlex.quote(base_id)} "
-                f"org.wheelhouse.system-packages={shlex.quote(describe(packages))}\n"
-                f"RUN {install_script(packages)}\n")
+                f"LABEL org.wheelhouse.derived-from={json.dumps(base_id)} "
+                f"org.wheelhouse.system-packages={json.dumps(describe(packages))}\n"
+                "COPY install-system-packages.sh /tmp/wheelhouse-install-system-packages.sh\n"
+                "RUN sh /tmp/wheelhouse-install-system-packages.sh "
+                "&& rm -f /tmp/wheelhouse-install-system-packages.sh\n")
             # --force-rm: a failed install must not leave its container behind (the classic
             # builder keeps the intermediate container of a failed step).
             cmd = [engine, "build", "--network", "host", "--force-rm", "-t", tag]
