@@ -43,7 +43,22 @@ def list_(ctx: click.Context, project: str | None, store: Path | None,
              "origin": f.origin.value, "yanked": f.yanked, "provenance": dict(f.provenance)}
             for f in files], indent=2))
         return
+    # Columns as wide as their longest entry, so long filenames do not push the others out.
+    name_width = max((len(f.filename) for f in files), default=0)
+    origin_width = max((len(f.origin.value) for f in files), default=0)
     for f in files:
-        click.echo(f"{f.filename:<72} {f.origin.value:<9} {f.size:>10,d}")
-    click.echo(f"{len(files)} files in {len({f.project for f in files})} projects "
-               f"in {settings.store}")
+        click.echo(f"{f.filename:<{name_width}}  {f.origin.value:<{origin_width}}  "
+                   f"{f.size:>13,d}")
+    total = sum(f.size for f in files)
+    click.echo(f"{len(files)} files in {len({f.project for f in files})} projects, "
+               f"{_size(total)}, in {settings.store}")
+
+
+def _size(size: int) -> str:
+    """Bytes for people: ``812 KB``, ``1.4 GB``."""
+    n = float(size)
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"

@@ -5,6 +5,7 @@ how many steps are done and left. Whether a stream gets it is ``Terminal.detect`
 from __future__ import annotations
 
 import shutil
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,14 @@ class Paint:
             return text
         codes = ";".join(_SGR[s] for s in styles)
         return f"\x1b[{codes}m{text}\x1b[0m"
+
+
+def wrap_words(text: str, width: int, indent: str) -> list[str]:
+    """An event line folded at spaces to the terminal's width (the terminal would break it
+    mid-word), continuation lines indented; a word longer than a line (a path) is split."""
+    lead = text[: len(text) - len(text.lstrip())]
+    return textwrap.wrap(text, width=width, initial_indent=lead, subsequent_indent=indent,
+                         break_on_hyphens=False, break_long_words=True) or [text]
 
 
 def clip(text: str, width: int) -> str:
@@ -126,8 +135,12 @@ class LiveProgress:
     def finished(self, outcome: Outcome) -> None:
         key = _key(outcome.step)
         line = event_line(outcome, self.root)
-        lines = [] if line is None else [self.paint(line, *_STATUS_STYLE.get(outcome.status, ()))]
-        lines += [self.paint(d, "dim") for d in detail_lines(outcome)]
+        width = max(self.width() - 1, 20)
+        style = _STATUS_STYLE.get(outcome.status, ())
+        lines = [] if line is None else [self.paint(w, *style)
+                                         for w in wrap_words(line, width, "           ")]
+        lines += [self.paint(w, "dim") for d in detail_lines(outcome)
+                  for w in wrap_words(d, width, "             ")]
         with self._lock:
             self._running.pop(key, None)
             # Build requirements report here too; only the targets' own steps are counted.

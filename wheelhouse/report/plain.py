@@ -25,7 +25,7 @@ def event_line(outcome: Outcome, root: Path) -> str | None:
     if outcome.status is Status.FETCHED:
         return f"  fetched  {outcome.filename}"
     if outcome.status is Status.PRESENT and outcome.message:
-        return f"  present  {outcome.filename} ({outcome.message})"
+        return f"  cached   {outcome.filename} ({outcome.message})"
     if outcome.status is Status.BUILT:
         grafted = f", {outcome.message}" if outcome.message else ""
         return f"  built    {outcome.filename} in {outcome.seconds:.0f} s{grafted}"
@@ -107,8 +107,8 @@ def print_summary(result: RunResult, *, dry_run: bool, echo: Echo) -> None:
         if not fetched and not built and not failed:
             echo(f"{target.target}: {nothing_to_do(present)}")
         else:
-            echo(f"{target.target}: {fetched} fetched, {built} built, {present} already "
-                 f"present, {failed} failed")
+            echo(f"{target.target}: {fetched} fetched, {built} built, {present} cached, "
+                 f"{failed} failed")
 
 
 def failures(result: RunResult) -> list[Outcome]:
