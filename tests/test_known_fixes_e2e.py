@@ -106,3 +106,29 @@ def test_cryptography_347_on_musl_and_numpy_fetched_for_cp313_musl(
         assert "ok 45" in run.stdout
     finally:
         stop_server(server)
+
+
+def test_the_system_packages_hint_followed_verbatim_builds_on_both_families(
+        images_config: Path, tmp_path: Path) -> None:
+    """With auto-fix off, psycopg2 fails with a hint naming a system-packages table; that table,
+    copied from the output into the config as it is, builds psycopg2 on both families."""
+    import re
+
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("psycopg2==2.9.10\n")
+    config = tmp_path / "wheelhouse.toml"
+    images = images_config.read_text()
+    config.write_text(images + "\n[tool.wheelhouse.packages.psycopg2]\nauto-fix = false\n")
+    args = ["build", str(reqs), "--store", str(tmp_path / "store"), "--config", str(config)]
+    for target in FIXED:
+        args += ["--target", target]
+    failed = wheelhouse(*args, timeout=3600, env=clean_env(CI="true"))
+    assert failed.returncode == 6, failed.stdout[-3000:] + failed.stderr[-2000:]
+    hinted = re.search(r"system-packages for psycopg2, per package manager where images "
+                       r"differ: (\{[^}]*\})", failed.stdout)
+    assert hinted, failed.stdout[-3000:]
+    config.write_text(images + "\n[tool.wheelhouse.packages.psycopg2]\nauto-fix = false\n"
+                      f"system-packages = {hinted.group(1)}\n")
+    fixed = wheelhouse(*args, "--retry-failed", timeout=3600, env=clean_env(CI="true"))
+    assert fixed.returncode == 0, fixed.stdout[-5000:] + fixed.stderr[-2000:]
+    assert "known fix" not in fixed.stdout
