@@ -38,6 +38,8 @@ class BuiltWheel:
     grafted: tuple[str, ...] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: where the recipe's time went: ``build`` (the backend), ``repair`` (auditwheel).
+    phases: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +155,7 @@ def _build(
     built = _one(recipe.workspace.collect(paths.dist, work_dir / "dist"), "the build")
     if is_pure(built):
         log.write(f"{built.name} is pure Python; no repair needed\n")
-        return BuiltWheel(wheel=built, seconds=done.seconds)
+        return BuiltWheel(wheel=built, seconds=done.seconds, phases={"build": done.seconds})
     inner = f"{paths.dist}/{built.name}"
     shown = recipe.runner.run(show_command(recipe.auditwheel, inner), log=None, env=env,
                               timeout=timeout)
@@ -179,7 +181,8 @@ def _build(
                     "auditwheel repair")
     check_fits(repaired, target)
     return BuiltWheel(wheel=repaired, grafted=grafted_libraries(repaired),
-                      report=parse_show(shown.output), seconds=done.seconds)
+                      report=parse_show(shown.output), seconds=done.seconds,
+                      phases={"build": done.seconds, "repair": shown.seconds + repair.seconds})
 
 
 def _one(wheels: list[Path], what: str) -> Path:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -78,6 +79,12 @@ class _Inputs:
     sdist_sha256: str
     key: str
     work: Path
+    #: seconds per phase of this build (download, wait, requirements, setup, build, repair,
+    #: check, publish), added up over its attempts.
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def took(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
 
 #: how many known fixes one build may be retried with (pyyaml 5.4.1 needs two: cython<3, then
@@ -128,7 +135,10 @@ class Building:
         with tempfile.TemporaryDirectory(dir=self.store.tmp_dir(), prefix="build-") as tmp:
             work = Path(tmp)
             sdist = work / cand.filename
+            phases: dict[str, float] = {}
+            began = time.monotonic()
             sdist_sha = self.download(cand, pin, sdist)
+            phases["download"] = time.monotonic() - began
             key = failure_key(step, builder, sdist_sha, self.package(pin.project))
             failure = None if self.retry_failed else self.ledger.failure(key)
             if failure is not None:
@@ -136,7 +146,9 @@ class Building:
             # One build of a release per platform at a time, across targets and processes:
             # a wheel one of them makes that fits the others (abi3 serves every later CPython
             # of the platform) is then found below, and built once.
+            began = time.monotonic()
             with self.ledger.build_lock(pin.project, pin.version, target.policy_tag):
+                phases["wait"] = time.monotonic() - began
                 # Another build may have made a fitting wheel while we waited for the lock.
                 stored = best_stored(self.store, pin.project, pin.version, target)
                 if stored is not None and not self.package(pin.project).build_from_source:
@@ -145,7 +157,7 @@ class Building:
                             if made_for and made_for != target.identifier else "")
                     return kept(self.store, step, stored, message=note)
                 inputs = _Inputs(step=step, builder=builder, sdist=sdist,
-                                 sdist_sha256=sdist_sha, key=key, work=work)
+                                 sdist_sha256=sdist_sha, key=key, work=work, phases=phases)
                 return self._build_locked(inputs)
 
     def _build_locked(self, inputs: _Inputs) -> Outcome:
@@ -185,10 +197,13 @@ class Building:
         builder, target = inputs.builder, inputs.step.target
         with log_file.path.open("a", encoding="utf-8") as log:
             try:
+                began = time.monotonic()
                 deps = (self.resolve_requirements(
                             build_requirements(inputs.sdist),
                             f"{inputs.sdist.name} build-system", target, inputs.work, package)
                         if builder.hermetic else None)
+                inputs.took("requirements", time.monotonic() - began)
+                began = time.monotonic()
                 built = builder.build(
                     inputs.sdist, target=target, settings=package, work_dir=inputs.work,
                     log=log, timeout=self.timeout, build_deps=deps,
@@ -200,7 +215,16 @@ class Building:
                 if e.killed or self.cancelled():
                     raise
                 return None, str(e)
-        return built, self._check(inputs, built, log_file, package)
+        # The recipe times its own steps; the rest (a container's start, copies in and out,
+        # build requirements' wheels resolved inside) is setup.
+        spent = time.monotonic() - began
+        for phase, seconds in built.phases.items():
+            inputs.took(phase, seconds)
+        inputs.took("setup", max(spent - sum(built.phases.values()), 0.0))
+        began = time.monotonic()
+        error = self._check(inputs, built, log_file, package)
+        inputs.took("check", time.monotonic() - began)
+        return built, error
 
     def _interrupted(self, inputs: _Inputs, message: str, log_file: LogFile) -> Outcome:
         """A build stopped by a signal (Ctrl-C, a cancelled CI job, the out-of-memory
@@ -288,6 +312,7 @@ class Building:
             # A fix is part of what the wheel was built with: said wherever it is shown.
             "fix": "; ".join(fixed) or None,
         }
+        began = time.monotonic()
         try:
             published = self.store.publish(built.wheel, origin=Origin.BUILT, consume=True,
                                            provenance=provenance)
@@ -301,5 +326,11 @@ class Building:
         notes = [f"built with a known fix: {'; '.join(fixed)}"] if fixed else []
         if grafted:
             notes.append(f"grafted {grafted} {'library' if grafted == 1 else 'libraries'}")
+        inputs.took("publish", time.monotonic() - began)
         return kept(self.store, step, published.file, Status.BUILT, log=log_file.relative,
-                    seconds=built.seconds, message="; ".join(notes), fix="; ".join(fixed))
+                    seconds=built.seconds, message="; ".join(notes), fix="; ".join(fixed),
+                    phases=_rounded(inputs.phases))
+
+
+def _rounded(phases: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in phases.items()}

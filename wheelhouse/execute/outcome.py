@@ -3,9 +3,9 @@ hears about it, and the loop that feeds outcomes back to the resolver."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -46,17 +46,21 @@ class Outcome:
     fix: str = ""
     #: stopped by a signal or the run's end, not failed: retried by the next run.
     interrupted: bool = False
+    #: for builds: seconds per phase (download, wait, requirements, setup, build, repair,
+    #: check, publish), so a report can say where a cold build's time went.
+    phases: Mapping[str, float] = field(default_factory=dict)
 
 
 def kept(store: StoreReader, step: Step, f: StoredFile, status: Status = Status.PRESENT, *,
          message: str = "", log: str | None = None, seconds: float = 0.0,
-         fix: str = "") -> Outcome:
+         fix: str = "", phases: Mapping[str, float] | None = None) -> Outcome:
     """The outcome of a step whose file is in the store, its dependencies read from the
     file's metadata there."""
     metadata = store.read_metadata(f)
     deps = tuple(requires_dist(metadata)) if metadata is not None else None
     return Outcome(step=step, status=status, filename=f.filename, dependencies=deps,
-                   message=message, log=log, seconds=seconds, fix=fix)
+                   message=message, log=log, seconds=seconds, fix=fix,
+                   phases=dict(phases or {}))
 
 
 class Progress(Protocol):

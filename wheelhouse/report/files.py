@@ -21,11 +21,13 @@ def to_json(report: BuildReport) -> str:
     def entry(e: Entry) -> dict[str, Any]:
         data = asdict(e)
         data["cause"] = list(e.cause)
+        data["phases"] = dict(e.phases)
         return {"pin": e.pin, **data}
 
     doc = {
         "wheelhouse": report.version, "store": report.store, "dry_run": report.dry_run,
         "ok": report.ok, "seconds": round(report.seconds, 3), "notes": list(report.notes),
+        "phases": report.phases(),
         "targets": [{"target": t.target, "from_cache": t.from_cache, "ok": t.ok,
                      "counts": {c: t.count(c) for c in COLUMNS},
                      "problems": list(t.problems), "notes": list(t.notes)}

@@ -3,8 +3,8 @@ each pin on each target with its status, file, origin, duration and, for failure
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wheelhouse import __version__
@@ -40,6 +40,9 @@ class Entry:
     message: str = ""
     #: the known fix a build succeeded with (``cython<3``), if it needed one.
     fix: str | None = None
+    #: for builds: seconds per phase (download, wait, requirements, setup, build, repair,
+    #: check, publish).
+    phases: Mapping[str, float] = field(default_factory=dict)
     cause: tuple[str, ...] = ()
     hint: str | None = None
     #: the build log, an absolute path.
@@ -99,6 +102,15 @@ class BuildReport:
     def failures(self) -> list[Entry]:
         return [e for e in self.entries if e.failed]
 
+    def phases(self) -> dict[str, float]:
+        """Where the builds' time went, over every pin built in the run (seconds, summed
+        over builds that ran side by side, so they may add up to more than the wall time)."""
+        totals: dict[str, float] = {}
+        for e in self.entries:
+            for phase, seconds in e.phases.items():
+                totals[phase] = totals.get(phase, 0.0) + seconds
+        return {k: round(v, 3) for k, v in totals.items()}
+
     @property
     def ok(self) -> bool:
         return all(t.ok for t in self.targets)
@@ -130,4 +142,5 @@ def _entry(outcome: Outcome, lookup: Lookup, root: Path) -> Entry:
         origin=stored.origin.value if stored is not None else None,
         seconds=round(outcome.seconds, 3), message=outcome.message, cause=outcome.cause,
         hint=outcome.hint, log=str(root / outcome.log) if outcome.log else None,
-        environment=outcome.environment, fix=outcome.fix or None)
+        environment=outcome.environment, fix=outcome.fix or None,
+        phases=dict(outcome.phases))

@@ -4,6 +4,7 @@ pipe or CI; at the end, the summary, the ``--report`` files and GitHub's step su
 from __future__ import annotations
 
 import contextlib
+import textwrap
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from wheelhouse.report.model import BuildReport, Lookup
 from wheelhouse.report.plain import (
     Echo,
     PlainProgress,
+    phase_line,
     plural,
     print_failures,
     print_summary,
@@ -67,6 +69,10 @@ class BuildOutput:
 
             for line in render_table(report, width=terminal_width(),
                                      paint=Paint(self.terminal.color)):
+                self.echo(line)
+            phases = None if self.dry_run else phase_line(result)
+            for line in textwrap.wrap(phases or "", width=max(terminal_width() - 1, 20),
+                                      subsequent_indent="  "):
                 self.echo(line)
         else:
             print_summary(result, dry_run=self.dry_run, echo=self.echo)

@@ -109,6 +109,26 @@ def print_summary(result: RunResult, *, dry_run: bool, echo: Echo) -> None:
         else:
             echo(f"{target.target}: {fetched} fetched, {built} built, {present} cached, "
                  f"{failed} failed")
+    phases = None if dry_run else phase_line(result)
+    if phases:
+        echo(phases)
+
+
+#: the phases of a build, in the order they happen.
+PHASES = ("download", "wait", "requirements", "setup", "build", "repair", "check", "publish")
+
+
+def phase_line(result: RunResult) -> str | None:
+    """Where the builds' time went, summed over every build of the run; None if none ran."""
+    totals: dict[str, float] = {}
+    for target in result.results:
+        for o in target.outcomes:
+            for phase, seconds in o.phases.items():
+                totals[phase] = totals.get(phase, 0.0) + seconds
+    if not totals:
+        return None
+    order = [p for p in PHASES if p in totals] + sorted(set(totals) - set(PHASES))
+    return "build time by phase: " + ", ".join(f"{p} {totals[p]:.1f} s" for p in order)
 
 
 def failures(result: RunResult) -> list[Outcome]:
