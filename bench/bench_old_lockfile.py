@@ -7,6 +7,10 @@ were fetched, built and failed, the share of build time spent under emulation, a
 outcome of every pin x target with each failure's cause.
 
     .venv/bin/python bench/bench_old_lockfile.py [--config CONFIG] [--jobs 2] [--keep DIR]
+        [--targets cp39-manylinux_x86_64,cp39-musllinux_x86_64] [--no-settings]
+
+Issue 15's run: ``--targets cp39-manylinux_x86_64,cp39-musllinux_x86_64 --no-settings``, the
+lockfile on the era's Python with no package settings at all (known fixes apply themselves).
 
 Network: PyPI. Needs the engine and emulation (.ci/engine) and the images (builders/bootstrap).
 """
@@ -82,11 +86,11 @@ def run(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - start, done
 
 
-def target_of(filename: str) -> set[str]:
-    """Which of TARGETS a wheel serves (pure wheels serve all)."""
+def target_of(filename: str, targets: list[str]) -> set[str]:
+    """Which of ``targets`` a wheel serves (pure wheels serve all)."""
     _n, _v, _b, tags = parse_wheel_filename(filename)
     out = set()
-    for t in TARGETS:
+    for t in targets:
         fam, arch = t.split("-")[1].split("_", 1)
         if any(tag.platform == "any" or (tag.platform.startswith(fam[:4])
                and tag.platform.endswith(arch)) for tag in tags):
@@ -100,17 +104,24 @@ def main() -> None:
                         default=Path("/var/cache/wheelhouse-bootstrap/wheelhouse-local-images.toml"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work here and keep the store and logs")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="comma-separated targets [default: the four cp311 ones]")
+    parser.add_argument("--no-settings", action="store_true",
+                        help="no package settings: only the known fixes wheelhouse applies")
     args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-old-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "requirements.txt").write_text(LOCK)
-    (work / "wheelhouse.toml").write_text(args.config.read_text() + SETTINGS)
+    (work / "wheelhouse.toml").write_text(
+        args.config.read_text() + ("\n[tool.wheelhouse]\nbuild-timeout = 1800\n"
+                                   if args.no_settings else SETTINGS))
     store = work / "store"
     common = ["build", str(work / "requirements.txt"), "--store", str(store),
               "--config", str(work / "wheelhouse.toml"), "--jobs", str(args.jobs)]
-    for t in TARGETS:
+    for t in targets:
         common += ["--target", t]
-    print(f"cold run: 20 pins x {len(TARGETS)} targets into {store} ...", flush=True)
+    print(f"cold run: 20 pins x {len(targets)} targets into {store} ...", flush=True)
     cold, first = run(common)
     (work / "cold.log").write_text(first.stdout + first.stderr)
     noop, second = run(common)
@@ -121,9 +132,9 @@ def main() -> None:
     failures = json.loads(failed.stdout) if failed.stdout.strip() else []
     pins = [ln.split("==") for ln in LOCK.split()]
     table: dict[tuple[str, str], str] = {}
-    build_seconds = {t: 0.0 for t in TARGETS}
+    build_seconds = {t: 0.0 for t in targets}
     for f in files:
-        for t in target_of(f["filename"]):
+        for t in target_of(f["filename"], targets):
             key = (canonicalize_name(f["project"]), t)
             if f["origin"] == "built" and f["provenance"].get("target") not in (None, t):
                 continue
@@ -140,16 +151,16 @@ def main() -> None:
     for status in ("fetched", "built"):
         print(f"{status:>8}: {sum(1 for v in table.values() if v == status)}")
     print(f"  failed: {sum(1 for v in table.values() if v.startswith('FAILED'))}"
-          f" of {len(pins) * len(TARGETS)} pin x target")
+          f" of {len(pins) * len(targets)} pin x target")
     total = sum(build_seconds.values())
     emulated = sum(s for t, s in build_seconds.items() if "aarch64" in t)
     if total:
         print(f"build time (compile, per provenance): {total:.0f} s, of which under QEMU "
               f"{emulated:.0f} s ({100 * emulated / total:.0f}%)")
-    print("\n| pin | " + " | ".join(TARGETS) + " |")
-    print("|---|" + "---|" * len(TARGETS))
+    print("\n| pin | " + " | ".join(targets) + " |")
+    print("|---|" + "---|" * len(targets))
     for name, version in pins:
-        row = [table.get((canonicalize_name(name), t), "?") for t in TARGETS]
+        row = [table.get((canonicalize_name(name), t), "?") for t in targets]
         print(f"| {name}=={version} | " + " | ".join(row) + " |")
     print(f"\nlogs and store in {work}")
 
