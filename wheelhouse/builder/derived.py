@@ -4,12 +4,16 @@ no two builds ever run a package manager in the same container."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import re
 import shlex
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -78,9 +82,10 @@ def ensure_derived(
 ) -> str:
     """The tag of the derived image, built now unless it already exists."""
     tag = derived_tag(base_id, packages)
-    lock_dir = Path(tempfile.gettempdir()) / "wheelhouse-build"
-    lock_dir.mkdir(exist_ok=True)
-    with file_lock(lock_dir / (tag.split("/", 1)[1].replace(":", "-") + ".lock")):
+    lock = _lock_path(tag)
+    with file_lock(lock):
+        # The lock file's time is the image's last use, which `wheelhouse gc` reads.
+        os.utime(lock)
         if _exists(engine, tag):
             log.write(f"# system packages {describe(packages)}: using the derived image {tag}\n")
             return tag
@@ -113,6 +118,76 @@ def ensure_derived(
                 f"from {base} failed (exit {rc}); check the package names for its package "
                 "manager")
         return tag
+
+
+def _lock_path(tag: str) -> Path:
+    lock_dir = Path(tempfile.gettempdir()) / "wheelhouse-build"
+    lock_dir.mkdir(exist_ok=True)
+    return lock_dir / (tag.split("/", 1)[1].replace(":", "-") + ".lock")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DerivedImage:
+    """A derived builder image as ``wheelhouse gc`` sees it."""
+
+    tag: str
+    base_id: str
+    size: int
+    #: seconds since the epoch it was last used by a build (or made, if never used since).
+    last_used: float
+    #: its base image is no longer in the engine.
+    base_gone: bool
+
+
+def derived_images(engine: str) -> list[DerivedImage]:
+    """Every derived image the engine holds, with its base and last use."""
+    listed = subprocess.run(
+        [engine, "images", "--filter", "reference=wheelhouse/derived-*", "--format",
+         "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False)
+    out = []
+    for tag in sorted(set(listed.stdout.split())):
+        done = subprocess.run([engine, "image", "inspect", tag], capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            continue
+        info = json.loads(done.stdout)[0]
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        base = str(labels.get("org.wheelhouse.derived-from", ""))
+        created = _seconds(str(info.get("Created", "")))
+        lock = _lock_path(tag)
+        used = max(created, lock.stat().st_mtime if lock.exists() else 0.0)
+        out.append(DerivedImage(tag=tag, base_id=base, size=int(info.get("Size", 0)),
+                                last_used=used, base_gone=not base or not _exists(engine, base)))
+    return out
+
+
+def remove_derived(engine: str, tag: str) -> bool:
+    """Remove a derived image unless a build holds it now (its lock) or a container uses it
+    (the engine refuses then); whether it went."""
+    import fcntl
+
+    lock = _lock_path(tag)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        done = subprocess.run([engine, "rmi", tag], capture_output=True, check=False)
+    if done.returncode == 0:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+    return done.returncode == 0
+
+
+def _seconds(created: str) -> float:
+    """Docker's RFC 3339 time (with nanoseconds) as seconds since the epoch; 0 if unreadable."""
+    from datetime import datetime
+
+    text = re.sub(r"(\.\d{6})\d*", r"\1", created.strip()).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _exists(engine: str, tag: str) -> bool:

@@ -1,7 +1,7 @@
 """The ``wheelhouse`` command: one module per command (``build``, ``check``, ``lock``,
-``listing``, ``serve``, ``export``, ``targets``), the options they share (``common``), and the
-group that maps errors to exit statuses (``root``). ``main`` is the console entry point;
-importing this package does nothing else."""
+``listing``, ``serve``, ``export``, ``gc``, ``targets``), the options they share
+(``common``), and the group that maps errors to exit statuses (``root``). ``main`` is the
+console entry point; importing this package does nothing else."""
 
 from __future__ import annotations
 

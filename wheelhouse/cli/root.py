@@ -42,6 +42,12 @@ def _list() -> click.Command:
     return list_
 
 
+def _gc() -> click.Command:
+    from wheelhouse.cli.gc import gc
+
+    return gc
+
+
 def _lock() -> click.Command:
     from wheelhouse.cli.lock import lock
 
@@ -63,7 +69,7 @@ def _targets() -> click.Command:
 #: every command, in the order ``--help`` lists them (the order of the data flow).
 COMMANDS: dict[str, Callable[[], click.Command]] = {
     "build": _build, "check": _check, "lock": _lock, "list": _list, "serve": _serve,
-    "export": _export, "targets": _targets,
+    "export": _export, "gc": _gc, "targets": _targets,
 }
 
 

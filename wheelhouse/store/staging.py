@@ -150,6 +150,28 @@ class Staging:
                      self.tmp)
         return removed
 
+    def debris(self, *, loose_max_age: float = LOOSE_MAX_AGE) -> list[Path]:
+        """What ``clean`` would remove now, removing nothing (``wheelhouse gc --dry-run``):
+        dead writers' entries, and loose ones older than ``loose_max_age``."""
+        own = self._id if self._pid == os.getpid() else ""
+        judged = _Judged(self.locks, own)
+        cutoff = time.time() - loose_max_age
+        found: list[Path] = []
+        try:
+            for entry in sorted(self.tmp.iterdir()):
+                match = _ID.match(entry.name)
+                if match is None:
+                    with contextlib.suppress(OSError):
+                        if entry.lstat().st_mtime < cutoff:
+                            found.append(entry)
+                elif judged.dead(match.group(1)):
+                    found.append(entry)
+        except OSError:
+            pass
+        finally:
+            judged.release()
+        return found
+
     def _clean_locks(self, judged: _Judged) -> None:
         """Lock files of dead writers, once their entries are gone (unlinked while we hold
         them, so a cleaner that opened one too finds it dead as well, which is true)."""
