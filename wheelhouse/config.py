@@ -219,6 +219,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "requirements": ("requirements", _paths),
     "publish": ("publish", _str),
     "auto-fix": ("auto_fix", _bool),
+    "compile-cache": ("compile_cache", _bool),
 }
 
 #: keys that make sense only in files (tables), not as one environment variable.

@@ -130,6 +130,9 @@ class Pipeline:
             raise
         pool.shutdown()
         notes = [*self.notes, *self.inputs.assumptions([r.target for r in results])]
+        cache = self._builders.cache_summary() if self._builders is not None else None
+        if cache:
+            notes.append(cache)
         return RunResult(results=tuple(results), notes=tuple(notes))
 
     def cancel(self) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements
 from wheelhouse.builder.smoke import CheckResult
 from wheelhouse.platforms import Policy
 from wheelhouse.settings import PackageSettings, Settings
 from wheelhouse.targets import Target
+
+if TYPE_CHECKING:
+    from wheelhouse.builder.container import ContainerBuilder
 
 
 class Builder(Protocol):
@@ -85,7 +88,7 @@ class Builders:
         self.local = LocalBuilder(build_env=build_env)
         self.settings = settings
         self.index_url = index_url
-        self._container: Builder | None = None
+        self._container: ContainerBuilder | None = None
 
     def container(self) -> Builder:
         if self._container is None:
@@ -97,7 +100,7 @@ class Builders:
                 engine=s.engine, network=s.builder_network, memory=s.builder_memory,
                 cpus=s.builder_cpus, ca_bundle=s.ca_bundle,
                 index_url=self.index_url if s.builder_network == "host" else None,
-                passthrough_env=passthrough_environment(),
+                passthrough_env=passthrough_environment(), compile_cache=s.compile_cache,
             )
             self._container = ContainerBuilder(
                 images=self.images(), consumer_images=dict(self.settings.consumer_images),
@@ -118,6 +121,10 @@ class Builders:
 
     def describe(self, target: Target) -> str:
         return self(target).describe(target)
+
+    def cache_summary(self) -> str | None:
+        """The compile cache's hits in this run's builder containers, for the run's notes."""
+        return self._container.cache_stats().summary() if self._container else None
 
     def default_policies(self) -> dict[str, Policy]:
         """See ``default_policies``: what this run's configured images make."""

@@ -23,10 +23,11 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from wheelhouse.builder import ccache
 from wheelhouse.builder.derived import ensure_derived
 from wheelhouse.builder.engine import (
     CONTAINER_CA,
@@ -62,6 +63,8 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_prox
 class _Running:
     container: Container
     found: Found
+    #: what builds in it run with besides the common environment (the compile cache).
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def python(self) -> str:
@@ -110,6 +113,16 @@ class ContainerBuilder:
                 running.container.close()
             self._running.clear()
 
+    def cache_stats(self) -> ccache.Stats:
+        """The compile cache's hits and misses in this run's builder containers so far."""
+        with self._guard:
+            running = [r for r in self._running.values() if r.env]
+        total = ccache.Stats()
+        for r in running:
+            with contextlib.suppress(EngineError):
+                total = total + ccache.parse_stats(r.container.exec_output(ccache.STATS))
+        return total
+
     def _start(self, role: str, target: Target, image: str) -> _Running:
         """The running container of ``image`` for ``target``, started on first use."""
         key = (role, target.identifier, image)
@@ -121,11 +134,18 @@ class ContainerBuilder:
             check_emulation(target.arch, target.binfmt_entry)
             image_exists(self.options.engine, image)
             prune_stopped(self.options.engine)
+            cache = role == "build" and self.options.compile_cache
+            volumes = [f"{ccache.volume(self._image_id(image))}:{ccache.CACHE_DIR}"] \
+                if cache else []
             container = Container(image=image, options=self.options,
-                                  label=f"{role}-{target.identifier.replace('_', '-')}")
+                                  label=f"{role}-{target.identifier.replace('_', '-')}",
+                                  volumes=volumes)
             try:
-                running = _Running(container=container,
-                                   found=self._find_python(container, image, target))
+                python = self._find_python(container, image, target)
+                path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
+                        if cache else None)
+                running = _Running(container=container, found=python,
+                                   env=ccache.environment(path) if path else {})
             except BaseException:
                 container.close()
                 raise
@@ -175,7 +195,7 @@ class ContainerBuilder:
                                    settings.system_packages, log=log,
                                    build_args=self.options.passthrough_env)
         running = self._start("build", target, image)
-        runner = ContainerRunner(running.container, self._environment())
+        runner = ContainerRunner(running.container, {**self._environment(), **running.env})
         try:
             recipe = Recipe(runner=runner, workspace=ContainerWorkspace(running.container,
                                                                          running.python),

@@ -34,6 +34,8 @@ class ContainerOptions:
     #: the index builds use when network is "host" (None: only the copied-in wheels).
     index_url: str | None = None
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
+    #: keep a compile cache (ccache) per builder image in a named volume (``ccache``).
+    compile_cache: bool = True
 
 
 def check_engine(engine: str) -> None:
@@ -92,7 +94,8 @@ def image_exists(engine: str, image: str) -> str:
 class Container:
     """One running container of an image, used through ``exec``; removed on ``close``."""
 
-    def __init__(self, *, image: str, options: ContainerOptions, label: str) -> None:
+    def __init__(self, *, image: str, options: ContainerOptions, label: str,
+                 volumes: Sequence[str] = ()) -> None:
         self.image = image
         self.options = options
         self.engine = options.engine
@@ -106,6 +109,8 @@ class Container:
             cmd += ["--cpus", str(options.cpus)]
         if options.ca_bundle is not None:
             cmd += ["--volume", f"{options.ca_bundle.resolve()}:{CONTAINER_CA}:ro"]
+        for spec in volumes:  # named volumes only (the compile cache), never host paths
+            cmd += ["--volume", spec]
         cmd += [image, "sh", "-c", "while sleep 3600; do :; done"]
         self._run(cmd, what=f"create a container from {image}")
         self._run([self.engine, "start", self.name], what=f"start {self.name}")
