@@ -33,7 +33,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
-from wheelhouse.store import catalogue
+from wheelhouse.store import catalogue, shadowing
 from wheelhouse.store.changes import ChangeMarker
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
 from wheelhouse.store.staging import LOOSE_MAX_AGE, Intent, Staging
@@ -223,6 +223,10 @@ class Store:
                 if existing.sha256 == stored.sha256:
                     return PublishResult(status=PublishStatus.IDENTICAL, file=existing)
                 raise _conflict(stored, existing)
+            if stored.origin is Origin.UPLOADED:
+                shadow = shadowing.shadowed(stored, catalogue.release_files(tx, stored))
+                if shadow is not None:
+                    raise _shadow_conflict(stored, shadow)
             try:
                 # If this process dies before the commit, the next writer removes what the
                 # intent names (no row will list it), so files and catalogue stay equal.
@@ -305,6 +309,18 @@ def _conflict(offered: StoredFile, existing: StoredFile) -> PublishConflict:
     return PublishConflict(
         f"{what} (sha256 {existing.sha256[:12]}…, offered {offered.sha256[:12]}…)",
         hint="published files never change; publish a new version instead",
+        existing=existing,
+    )
+
+
+def _shadow_conflict(offered: StoredFile, shadow: shadowing.Shadow) -> PublishConflict:
+    existing = shadow.existing
+    return PublishConflict(
+        f"{offered.filename} would shadow the published {existing.filename}: on "
+        f"{shadow.environment} installers would pick it instead, so =={existing.version} "
+        "would install other files than it does today",
+        hint="a release may gain wheels only for Pythons and platforms its wheels do not "
+        "cover yet; publish a new version instead",
         existing=existing,
     )
 
