@@ -30,7 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.distributions import parse_filename
-from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
+from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError, StoreFull
 from wheelhouse.server.auth import Access
 from wheelhouse.server.bodies import UploadSlots
 from wheelhouse.server.multipart import Rejected, Staged, UploadForm, bad, read_form, refuse
@@ -191,6 +191,8 @@ def _handle(
                           reason="File already exists") from None
         except InvalidDistribution as e:
             raise bad(e.message) from None
+        except StoreFull:
+            raise
         except (StoreError, OSError):
             # Not the client's fault: 503 tells twine and uv to retry, which is safe because a
             # repeated upload of the same bytes is a no-op.
@@ -199,6 +201,20 @@ def _handle(
                           reason="Service Unavailable") from None
     except Rejected as r:
         return r.reply
+    except StoreFull as e:
+        # Not the client's fault, and retrying soon will not help: 507, which twine shows
+        # with this reason, not a 503 it would retry five times. Nothing was kept: the
+        # staged file goes below, and the store removes what it had written.
+        log.error("upload refused, the store's disk is full: %s", e.message)
+        needed = f" ({e.needed} bytes)" if e.needed else ""
+        return refuse(507, f"the index's disk is full: the upload{needed} was not stored and "
+                      "nothing of it was kept; try again once its operator has freed space",
+                      reason="Insufficient Storage").reply
+    except StoreError as e:
+        # The staging area cannot be written for another reason: as a failed publish.
+        log.error("could not stage an upload: %s", e.message)
+        return refuse(503, "the store could not take the file just now; try again",
+                      reason="Service Unavailable").reply
     finally:
         if staged.path is not None:
             # publish(consume=True) moved or removed it; this covers every earlier exit.
