@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -201,12 +201,14 @@ class _FormReader:
 
 def read_form(
     environ: WSGIEnvironment, store: StoreWriter, *, limit: int, stall_timeout: float,
-    staged: Staged,
+    staged: Staged, on_progress: Callable[[], None] | None = None,
 ) -> UploadForm:
     """Parse the multipart body as it arrives, streaming the file (at most ``limit`` bytes)
-    into staging; each block of the body must arrive within ``stall_timeout``."""
+    into staging; each block of the body must arrive within ``stall_timeout``, and
+    ``on_progress`` is called as each one does."""
     boundary = _boundary(environ)
-    stream = PacedReader(_body(environ, limit + _MAX_FIELD_BYTES), stall_timeout=stall_timeout)
+    stream = PacedReader(_body(environ, limit + _MAX_FIELD_BYTES), stall_timeout=stall_timeout,
+                         on_progress=on_progress)
     decoder = MultipartDecoder(boundary, max_parts=_MAX_PARTS)
     reader = _FormReader(store, limit, staged)
     reader.declared = int(environ.get("CONTENT_LENGTH") or 0) or None

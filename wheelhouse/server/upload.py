@@ -14,8 +14,9 @@ uv let ``==1.0`` match ``1.0+abc`` and prefer the higher build tag, so either wo
 uploader change what an existing pin installs without touching its file.
 
 Slow clients cannot take the server's threads: uploads read at once are capped
-(``UploadSlots``, the rest get 503 with Retry-After) and each MiB of body must keep a pace
-(``PacedReader``, else 408); see ``wheelhouse.server.bodies`` for why both.
+(``UploadSlots``, the rest get 503 with Retry-After), each MiB of body must keep a pace
+(``PacedReader``, else 408), and a body that stops arriving loses its slot after the same
+timeout; see ``wheelhouse.server.bodies`` for why all three.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse.distributions import parse_filename
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError, StoreFull
 from wheelhouse.server.auth import Access
-from wheelhouse.server.bodies import UploadSlots
+from wheelhouse.server.bodies import Slot, UploadSlots
 from wheelhouse.server.multipart import Rejected, Staged, UploadForm, bad, read_form, refuse
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.settings import DEFAULT_MAX_UPLOAD_BYTES
@@ -148,7 +149,8 @@ def handle_upload(
     denied = access.upload_denied(environ)
     if denied is not None:
         return denied
-    if options.slots is not None and not options.slots.take():
+    slot = options.slots.take() if options.slots is not None else None
+    if options.slots is not None and slot is None:
         return text_reply(
             "503 Service Unavailable",
             f"this index is already reading {options.slots.n} uploads; try again in a few "
@@ -156,10 +158,11 @@ def handle_upload(
             ("Retry-After", str(_RETRY_AFTER)), ("Cache-Control", "no-store"),
         )
     try:
-        return _handle(environ, store=store, options=options, on_published=on_published)
+        return _handle(environ, store=store, options=options, on_published=on_published,
+                       slot=slot)
     finally:
         if options.slots is not None:
-            options.slots.give()
+            options.slots.give(slot)
 
 
 def _handle(
@@ -168,11 +171,15 @@ def _handle(
     store: StoreWriter,
     options: UploadOptions,
     on_published: Callable[[], object],
+    slot: Slot | None = None,
 ) -> Reply:
     staged = Staged()
     try:
         form = read_form(environ, store, limit=options.max_upload_bytes,
-                         stall_timeout=options.stall_timeout, staged=staged)
+                         stall_timeout=options.stall_timeout, staged=staged,
+                         on_progress=slot.progress if slot is not None else None)
+        if slot is not None:
+            slot.done_reading()
         filename, requires_python = _check_form(form, options)
         provenance = {
             "upload": {
