@@ -161,3 +161,35 @@ def test_the_lock_urls_come_from_any_of_the_servers_urls() -> None:
                 "https://w.example/legacy/", "https://w.example/legacy"):
         assert base_url(url) == "https://w.example/"
     assert base_url("https://w.example/pypi/simple") == "https://w.example/pypi/"
+
+
+def test_lock_without_an_index_url_says_so_instead_of_guessing(project: Path) -> None:
+    """Without --base-url or `publish`, lock used to write http://127.0.0.1:8000/ URLs (the
+    serve settings' default), whatever port the index ran on: a lock that fails elsewhere."""
+    done = wheelhouse("lock", "-o", "locks", cwd=project)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "URL of the index" in done.stderr and "--base-url" in done.stderr
+    assert "publish" in done.stderr
+    assert not (project / "locks").exists()
+
+
+def test_lock_takes_the_index_from_publish_and_pip_installs_from_it(project: Path) -> None:
+    server = start_server(project / "store", project / "server.log")
+    try:
+        assert not server.url.endswith(":8000")
+        with (project / "wheelhouse.toml").open("a") as f:
+            f.write(f"publish = '{server.url}/legacy/'\n")
+        done = wheelhouse("lock", "-o", "locks", cwd=project)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"served from {server.url}/" in done.stdout
+        pylock = project / "locks" / f"pylock.{HOST}.toml"
+        assert f"{server.url}/files/whplat/" in pylock.read_text()
+        assert ":8000" not in pylock.read_text()
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--target",
+             str(project / "by-pip"), "-r", str(pylock)],
+            capture_output=True, text=True, env=clean_env(), timeout=300, check=False)
+        assert pip.returncode == 0, pip.stdout + pip.stderr
+    finally:
+        stop_server(server)
+    assert "/files/whplat/" in server.access_log()

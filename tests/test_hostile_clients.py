@@ -156,3 +156,44 @@ def _post(server: Served, name: str, version: str) -> bytes:
         while chunk := s.recv(65536):
             out += chunk
     return out
+
+
+def test_bodies_that_stop_arriving_lose_their_slots(server: Served) -> None:
+    """Connections that declare a body and send nothing held every slot for as long as they
+    stayed open: every other upload got 503. Now a slot whose body has not moved for the
+    stall timeout goes to the next upload, while those connections stay open, and the index
+    answers throughout."""
+    stalled = _stall(server, 12)  # enough that both workers' slots are surely held
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        published = 0
+        for i in range(4):
+            deadline = time.monotonic() + STALL_TIMEOUT + 20
+            while not (ok := _post(server, "wh-past-stall", f"1.{i}")).startswith(
+                    b"HTTP/1.1 200"):
+                assert ok.startswith(b"HTTP/1.1 503"), ok[:300]
+                assert time.monotonic() < deadline, "stalled bodies kept the slots"
+                time.sleep(0.25)
+            published += 1
+        assert published == 4 and time.monotonic() - started >= STALL_TIMEOUT - 0.5
+        assert answered(page(server), tries=4, within=1.0) == 4
+        blocked = []
+        for s in stalled:
+            s.settimeout(0.2)
+            try:
+                answer = s.recv(4096)
+            except TimeoutError:
+                blocked.append(s)  # still in its read, its slot taken back
+                continue
+            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        assert blocked
+        # once the rest of a stuck body arrives, it is too late: 408, nothing stored
+        for s in blocked:
+            s.settimeout(10)
+            s.sendall(b"x" * (100000 - len(b"--XyZ\r\n")))
+            answer = s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        for s in stalled:
+            s.close()

@@ -27,6 +27,7 @@ import pytest
 
 from tests.conftest import clean_env, end_group, free_port
 from tests.distributions import write_wheel
+from tests.hostile import get, serve
 from tests.test_export import (
     ALPHA,
     BETA,
@@ -327,10 +328,30 @@ def test_a_second_production_server_on_the_same_port_is_refused(
     assert "Traceback" not in out
 
 
-def test_missing_store_is_a_store_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="no wheelhouse store"):
-        serve_production(ServerOptions(store=tmp_path / "nothing", host="127.0.0.1",
-                                       port=free_port()))
+@pytest.mark.parametrize("kind", ["missing", "empty directory"])
+def test_serve_starts_on_a_missing_or_empty_store(tmp_path: Path, kind: str) -> None:
+    """A team starts its index before its first build: the store is created, served empty
+    (404 for any project, so uv moves on to the next index), and a build fills it."""
+    root = tmp_path / "store"
+    if kind != "missing":
+        root.mkdir()
+    served = serve(root, env=clean_env())
+    try:
+        assert get(f"{served.base}/simple/")[0] == 200
+        assert get(f"{served.base}/simple/anything/")[0] == 404
+        assert get(f"{served.base}/")[0] == 200
+        assert Store.exists(root)
+        Store(root).publish(write_wheel(tmp_path, "wh-late", "1.0"), origin=Origin.BUILT)
+        assert get(f"{served.base}/simple/wh-late/")[0] == 200
+    finally:
+        served.stop()
+    for server_kind in ("builtin",):
+        other = tmp_path / f"store-{server_kind}"
+        served = serve(other, "--server", server_kind, env=clean_env())
+        try:
+            assert get(f"{served.base}/simple/")[0] == 200
+        finally:
+            served.stop()
 
 
 def test_unreadable_catalogue_fails_in_the_launcher(tmp_path: Path) -> None:
@@ -407,3 +428,22 @@ def test_granian_command_line_with_the_factory(store_root: Path, tmp_path: Path)
             proc.wait()
         finally:
             end_group(proc)
+
+
+def test_default_serve_has_no_thread_count_notice(tmp_path: Path) -> None:
+    """granian warns when WSGI threads exceed 2 x cores + 1 (5 here); the default 8 is
+    deliberate (see production._DeliberateThreads), so a default serve must not print it at
+    every start, while a count the user chose keeps granian's notice."""
+    served = serve(tmp_path / "store", env=clean_env())
+    try:
+        assert get(f"{served.base}/simple/")[0] == 200
+    finally:
+        served.stop()
+    assert "seems quite high" not in "".join(served.output)
+    many = str(4 * (os.cpu_count() or 2) + 2)
+    served = serve(tmp_path / "store", "--threads", many, env=clean_env())
+    try:
+        assert get(f"{served.base}/simple/")[0] == 200
+    finally:
+        served.stop()
+    assert "seems quite high" in "".join(served.output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,41 @@ def test_upload_then_get_on_every_worker(tmp_path: Path) -> None:
     finally:
         served.stop()
     assert misses == [], f"{len(misses)} misses over {TRIES} tries: {misses[:10]}"
+
+
+def test_parallel_uploaders_read_their_writes(tmp_path: Path) -> None:
+    """Six uploaders at once, each GETting its new project's page from a fresh connection the
+    moment its upload answers 200 (issue: 28 of 240 got 404 within 1-13 ms: a worker still
+    re-rendering for one commit answered others from its old snapshot)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    Store(tmp_path / "store")
+    (tmp_path / "token").write_text(TOKEN)
+    served = serve(tmp_path / "store", "--upload-token-file", str(tmp_path / "token"),
+                   env=clean_env())
+
+    def one(i: int) -> str | None:
+        name = f"wh-par-{i}"
+        filename = f"{name.replace('-', '_')}-1.0-py3-none-any.whl"
+        data = upload(TOKEN, filename, wheel_bytes(name, "1.0"))
+        for _ in range(400):
+            answer = _post(served.port, data)
+            # all upload slots busy: retry, as twine and uv do (sooner than Retry-After)
+            if not answer.startswith(b"HTTP/1.1 503"):
+                break
+            time.sleep(0.05)
+        if not answer.startswith(b"HTTP/1.1 200"):
+            return f"{filename}: upload answered {answer[:60]!r}"
+        status, body = get(f"{served.base}/simple/{name}/", headers={"Accept": PIP_ACCEPT})
+        if status != 200:
+            return f"{name}: {status} after its upload's 200"
+        if filename not in {f["filename"] for f in json.loads(body)["files"]}:
+            return f"{name}: page lacks {filename}"
+        return None
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            misses = [m for m in pool.map(one, range(240)) if m is not None]
+    finally:
+        served.stop()
+    assert misses == [], f"{len(misses)} of 240: {misses[:10]}"

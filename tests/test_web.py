@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +19,17 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import local_options, start_server, stop_server
-from tests.webstore import ARM, BROKEN_LOG, BUILT_LOG, CAUSE, MUSL, X86, make_web_store
+from tests.webstore import (
+    ARM,
+    BROKEN_LOG,
+    BUILT_LOG,
+    CAUSE,
+    LONG_VERSION,
+    MUSL,
+    X86,
+    make_big_web_store,
+    make_web_store,
+)
 from wheelhouse.server.app import create_app
 from wheelhouse.server.matrix import State, build_matrix
 from wheelhouse.store.store import Store
@@ -54,14 +65,17 @@ class Cells(HTMLParser):
         self._cell: dict[str, object] | None = None
         self._href: str | None = None
         self._in_row_head = False
+        self._row_version = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "table" and a.get("data-project"):
+        if tag in ("table", "tr") and a.get("data-project"):
+            # a project's own matrix names it on the table; the landing matrix, per row
             self._project = a["data-project"] or ""
+            self._row_version = a.get("data-version") or ""
         elif tag == "th" and a.get("scope") == "row":
-            self._in_row_head = True
-            self._version = ""
+            self._in_row_head = not self._row_version
+            self._version = self._row_version
         elif tag == "td" and a.get("data-target"):
             self._cell = {"state": a.get("data-state"), "links": {}}
             key = (self._project, self._version, a["data-target"] or "")
@@ -234,5 +248,93 @@ def test_e_the_page_in_headless_chromium(web_store: Path, tmp_path: Path) -> Non
             shutil.copy(shot, ARTIFACTS / name)
         (ARTIFACTS / "web-matrix.json").write_text(json.dumps(
             {"|".join(k): v for k, v in sorted(cells.items())}, indent=2))
+    finally:
+        stop_server(server)
+
+
+# -- the landing matrix and the defects found in daily use ------------------------------------
+
+
+def test_the_stylesheet_is_not_html_escaped(client: FlaskClient) -> None:
+    text = client.get("/").get_data(as_text=True)
+    style = text.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "tr:last-child > *" in style and "&gt;" not in style
+
+
+def test_the_landing_page_is_one_matrix_failures_first(client: FlaskClient) -> None:
+    text = client.get("/").get_data(as_text=True)
+    assert text.count("<table") == 1 and 'class="matrix pins"' in text
+    rows = re.findall(r'<tr data-project="([^"]+)" data-version="([^"]+)"', text)
+    assert rows[0] == ("whdemo-ext", "1.0.0"), rows
+    assert len(rows) == len(set(rows)) == 5
+    causes = text.split('class="causes"', 1)[1].split("</tr>", 1)[0]
+    assert CAUSE in causes and f'href="/{BROKEN_LOG}"' in causes
+    assert MUSL in causes
+
+
+def test_a_project_with_only_failures_has_no_empty_files_table(tmp_path: Path) -> None:
+    from wheelhouse.ledger import Failure, Ledger
+
+    Store(tmp_path / "s")
+    Ledger(tmp_path / "s").record_failure(Failure(
+        key="k", project="never-built", version="1.0", target=X86, message="the build failed",
+        log=None, time="2026-01-01T00:00:00.000000Z", cause=("boom",)))
+    client = create_app(local_options(tmp_path / "s")).test_client()
+    text = client.get("/project/never-built/").get_data(as_text=True)
+    assert "Failed builds" in text and "boom" in text
+    assert "<h3>Files</h3>" not in text and 'class="files"' not in text
+
+
+def test_no_column_for_a_target_nobody_asked_for(tmp_path: Path) -> None:
+    """A native build names the host's target (its glibc's policy); the cp311 wheels fetched
+    for it used to add the default cp311-manylinux_x86_64 too: a column of dashes."""
+    from tests.distributions import write_wheel
+    from wheelhouse.store.model import Origin
+
+    host = "cp311-manylinux_2_36_x86_64"
+    store = Store(tmp_path / "s")
+    store.publish(write_wheel(tmp_path, "app", "1.0"), origin=Origin.BUILT,
+                  provenance={"target": host})
+    store.publish(write_wheel(tmp_path, "fast", "2.0",
+                              tag="cp311-cp311-manylinux_2_17_x86_64"), origin=Origin.UPSTREAM)
+    matrix = build_matrix(store.files(), [])
+    assert matrix.targets == (host,)
+    assert [c.state for p in matrix.projects for v in p.versions for c in v.cells] == [
+        State.BUILT, State.UPSTREAM]
+
+
+def test_a_long_version_wraps_inside_its_cell(client: FlaskClient) -> None:
+    text = client.get("/project/markupsafe/").get_data(as_text=True)
+    style = text.split("<style>", 1)[1].split("</style>", 1)[0]
+    row_head = re.search(r"th\[scope=row\] \{([^}]*)\}", style)
+    assert row_head is not None
+    assert "nowrap" not in row_head.group(1) and "overflow-wrap: anywhere" in row_head.group(1)
+
+
+@pytest.mark.slow
+def test_fifty_pins_in_headless_chromium(tmp_path: Path) -> None:
+    """The landing view of a 50-pin store, failures first, at a laptop's and a phone's width:
+    screenshots for a person to look at (test-artifacts/web-50-*.png)."""
+    root = make_big_web_store(tmp_path / "big" / "store")
+    server = start_server(root, tmp_path / "server.log")
+    try:
+        dom = browse(tmp_path, "--dump-dom", f"{server.url}/")
+        rows = re.findall(r'<tr data-project="([^"]+)" data-version="([^"]+)"( class="failed")?',
+                          dom)
+        assert len(rows) == 53
+        failed = [r[0] for r in rows if r[2]]
+        assert failed == ["broken-0", "broken-1", "broken-2", "whdemo-ext"]
+        assert [r[0] for r in rows[:4]] == failed
+        assert LONG_VERSION in dom
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, size in (("web-50-laptop.png", "1280,1400"), ("web-50-phone.png", "390,2400")):
+            shot = tmp_path / name
+            browse(tmp_path, f"--screenshot={shot}", f"--window-size={size}", f"{server.url}/")
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            shutil.copy(shot, ARTIFACTS / name)
+        shot = tmp_path / "project.png"
+        browse(tmp_path, f"--screenshot={shot}", "--window-size=390,1200",
+               f"{server.url}/project/long-version/")
+        shutil.copy(shot, ARTIFACTS / "web-project-phone.png")
     finally:
         stop_server(server)

@@ -68,3 +68,36 @@ def make_web_store(root: Path) -> Path:
         message="the build failed (exit 1)", log=BROKEN_LOG, time="2026-01-01T00:00:00.000000Z",
         cause=(CAUSE,), hint="install the Python headers in the builder image"))
     return root
+
+
+#: a version long enough to overflow a narrow first column
+LONG_VERSION = "2024.12.31.post20241231123456"
+
+
+def make_big_web_store(root: Path) -> Path:
+    """``make_web_store`` grown to 50 pins: pure and binary upstream wheels, a long version,
+    and failed builds on each target, as a team's store looks after a while."""
+    make_web_store(root)
+    src = root.parent / f"{root.name}-wheels"
+    store = Store(root)
+    ledger = Ledger(root)
+    for i in range(40):
+        _upstream(store, src, f"pure-dep-{i:02d}", f"1.{i}.0")
+    for i in range(4):
+        _upstream(store, src, f"binary-dep-{i}", "2.0",
+                  "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64")
+        _upstream(store, src, f"binary-dep-{i}", "2.0", "cp311-cp311-musllinux_1_2_x86_64")
+        _upstream(store, src, f"binary-dep-{i}", "2.0", "cp311-cp311-manylinux_2_17_aarch64")
+    _upstream(store, src, "long-version", LONG_VERSION)
+    causes = {ARM: "error: command 'aarch64-linux-gnu-gcc' failed: No such file or directory",
+              MUSL: "ld: cannot find -lssl: No such file or directory",
+              X86: "ModuleNotFoundError: No module named 'setuptools_rust'"}
+    for n, (target, cause) in enumerate(causes.items()):
+        name = f"broken-{n}"
+        log = f"logs/{name}/0.1/{target}-20260101T000000000000Z.log"
+        _log(root, log, f"# wheelhouse: {name}-0.1.tar.gz for {target}\n{cause}\n")
+        ledger.record_failure(Failure(
+            key=f"big{n}", project=name, version="0.1", target=target,
+            message="the build failed (exit 1)", log=log,
+            time="2026-01-02T00:00:00.000000Z", cause=(cause,), hint=None))
+    return root

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import posixpath
 import tarfile
 import zipfile
 import zlib
@@ -35,13 +36,17 @@ from wheelhouse.store.model import Kind
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-    from wheelhouse.store.model import Kind
-
 #: METADATA is read into memory to validate and serve it (PEP 658); real ones are kilobytes.
 MAX_METADATA_BYTES = 16 << 20
 #: An upload is unpacked once to check it; this bounds the work a zip or gzip bomb can cause.
 MAX_UNPACKED = 4 << 30
 MAX_SDIST_UNPACKED = MAX_UNPACKED
+#: Uploads are also bounded by their own size: all members to MAX_TOTAL_RATIO times the file
+#: (at least SMALL_UNPACKED), each member above RATIO_FLOOR to MAX_MEMBER_RATIO times its
+#: compressed size. Real ones unpack to 2-10x (torch 3x); deflate nears 1000x only on runs of
+#: one byte. So 1 GiB of zeros in a 1 MB wheel is refused from its directory, not inflated.
+MAX_MEMBER_RATIO, RATIO_FLOOR = 100, 1 << 20
+MAX_TOTAL_RATIO, SMALL_UNPACKED = 50, 64 << 20
 #: Only PKG-INFO's headers are read, and they come first.
 _PKG_INFO_READ = 1 << 20
 _BLOCK = 1 << 20
@@ -173,7 +178,10 @@ def platform_problem(tag: Tag) -> str | None:
                 f"the wheel with auditwheel to get a {' or '.join(data.families)} tag")
     parsed = data.parse_platform_tag(plat)
     if parsed is None:
-        return None
+        if plat == "any" or data.other_platform(plat):
+            return None
+        return (f"the platform tag {plat} is unknown here: this index takes `any`, known "
+                f"{'/'.join(data.families)} tags and Windows, macOS, iOS and Android tags")
     family = data.family(parsed.family)
     if not family.plausible(parsed.policy):
         major, minor = parsed.policy
@@ -206,22 +214,46 @@ def _wheel_metadata(path: Path, name: str, *, strict: bool) -> tuple[str, bytes]
                     f"wheels use {' or '.join(methods.values())}")
             if info.flag_bits & _ENCRYPTED:
                 raise InvalidDistribution(f"{name}: METADATA is encrypted")
+            for member in zf.namelist():
+                _check_path(member, name)
             metadata = zf.read(info)
             if strict:
-                _check_members(zf, name)
+                _check_members(zf, name, _bound(path))
             return info.filename.partition("/")[0], metadata
     except _ZIP_ERRORS as e:
         raise InvalidDistribution(f"{name} is not a readable zip archive: {e}") from None
 
 
-def _check_members(zf: zipfile.ZipFile, name: str) -> None:
+def _bound(path: Path) -> int:
+    return min(MAX_UNPACKED, max(SMALL_UNPACKED, MAX_TOTAL_RATIO * path.stat().st_size))
+
+
+def _check_path(member: str, name: str, link: tarfile.TarInfo | None = None) -> None:
+    """A member, and a link's target (a symlink's from its folder, a hard link's from the
+    root), land inside the directory it is unpacked into (site-packages, a build)."""
+    paths = [member.replace("\\", "/")]
+    if link is not None:
+        base = posixpath.dirname(paths[0]) if link.issym() else ""
+        paths.append(posixpath.normpath(posixpath.join(base, link.linkname)))
+    if any(p.startswith("/") or p[1:2] == ":" or ".." in p.split("/") for p in paths):
+        raise InvalidDistribution(f"{name}: {member!r} points outside the directory it is "
+                                  "unpacked into (an absolute path or '..')")
+
+
+def _check_members(zf: zipfile.ZipFile, name: str, bound: int) -> None:
     """Every member reads back with its CRC (an upload is checked whole: a wheel the index
-    accepts must install), none encrypted, none compressed in a way installers cannot read."""
-    # zipfile stops every member at its declared size, so this bounds the work of a bomb.
+    accepts must install), none encrypted, none compressed in a way installers cannot read,
+    none a bomb, all within ``bound`` bytes unpacked."""
+    # zipfile stops every member at its declared size, so the declared sizes bound the work.
+    for info in zf.infolist():
+        if RATIO_FLOOR < info.file_size > MAX_MEMBER_RATIO * max(info.compress_size, 1):
+            raise InvalidDistribution(
+                f"{name}: {info.filename} would unpack to {info.file_size} bytes from "
+                f"{info.compress_size}, more than {MAX_MEMBER_RATIO} times (a zip bomb?)")
     unpacked = sum(i.file_size for i in zf.infolist())
-    if unpacked > MAX_UNPACKED:
-        raise InvalidDistribution(f"{name} unpacks to {unpacked} bytes, more than "
-                                  f"{MAX_UNPACKED}")
+    if unpacked > bound:
+        raise InvalidDistribution(f"{name} unpacks to {unpacked} bytes, more than this "
+                                  f"index takes from a file of its size ({bound})")
     for info in zf.infolist():
         if info.flag_bits & _ENCRYPTED:
             raise InvalidDistribution(f"{name}: {info.filename} is encrypted")
@@ -278,9 +310,12 @@ def _pkg_info_rank(member: str, stem: str, *, strict: bool) -> int | None:
 def _tar_pkg_info(path: Path, name: str, stem: str, *, strict: bool) -> bytes | None:
     best: tuple[int, bytes] | None = None
     try:
-        with gzip.open(path, "rb") as gz, _Bounded(gz, name) as stream, \
+        bound = _bound(path) if strict else MAX_SDIST_UNPACKED
+        with gzip.open(path, "rb") as gz, _Bounded(gz, name, bound) as stream, \
                 tarfile.open(fileobj=stream, mode="r|") as tf:
             for member in tf:
+                _check_path(member.name, name, member if member.issym() or member.islnk()
+                            else None)
                 rank = _pkg_info_rank(member.name, stem, strict=strict)
                 if rank is None or not member.isfile() or (best and best[0] <= rank):
                     continue
@@ -299,6 +334,8 @@ def _tar_pkg_info(path: Path, name: str, stem: str, *, strict: bool) -> bytes | 
 def _zip_pkg_info(path: Path, name: str, stem: str) -> bytes | None:
     try:
         with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                _check_path(member, name)
             ranked = [(rank, i) for i in zf.infolist() if not i.is_dir()
                       and (rank := _pkg_info_rank(i.filename, stem, strict=False)) is not None]
             if not ranked:
@@ -313,12 +350,13 @@ def _zip_pkg_info(path: Path, name: str, stem: str) -> bytes | None:
 
 
 class _Bounded(io.RawIOBase):
-    """A decompressed stream that refuses to yield more than MAX_SDIST_UNPACKED bytes."""
+    """A decompressed stream that refuses to yield more than ``bound`` bytes."""
 
-    def __init__(self, raw: gzip.GzipFile, name: str) -> None:
+    def __init__(self, raw: gzip.GzipFile, name: str, bound: int) -> None:
         super().__init__()
         self._raw = raw
         self._name = name
+        self._bound = bound
         self._count = 0
 
     def readable(self) -> bool:
@@ -328,9 +366,10 @@ class _Bounded(io.RawIOBase):
         with memoryview(buffer) as view:
             data = self._raw.read(len(view))
             self._count += len(data)
-            if self._count > MAX_SDIST_UNPACKED:
+            if self._count > self._bound:
                 raise InvalidDistribution(
-                    f"{self._name} unpacks to more than {MAX_SDIST_UNPACKED} bytes")
+                    f"{self._name} unpacks to more than {self._bound} bytes, more than this "
+                    "index takes from a file of its size")
             view[: len(data)] = data
         return len(data)
 

@@ -138,6 +138,19 @@ class PublishConflict(StoreError):
         self.existing = existing
 
 
+class StoreFull(StoreError):
+    """The filesystem holding the store has no room for a write (ENOSPC, a quota, or SQLite
+    failing with almost nothing free): ``path`` was being written, ``needed`` bytes were
+    wanted when known, ``free`` were left. Nothing partial is kept; a server answers 507."""
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str = "",
+                 needed: int | None = None, free: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.needed = needed
+        self.free = free
+
+
 # -- 6: builds ------------------------------------------------------------------------------
 
 class BuildError(WheelhouseError):

@@ -148,6 +148,11 @@ class Platforms:
     #: every architecture a platform tag may name.
     archs: Mapping[str, ArchInfo]
     families: Mapping[str, FamilyInfo]
+    #: platform tags of other systems an upload may carry, as patterns matched whole.
+    other_platforms: tuple[re.Pattern[str], ...] = ()
+
+    def other_platform(self, tag: str) -> bool:
+        return any(p.fullmatch(tag) for p in self.other_platforms)
 
     def family(self, name: str) -> FamilyInfo:
         try:
@@ -228,7 +233,8 @@ def load(text: str, *, source: str = "platforms.toml") -> Platforms:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source} is not valid TOML: {e}", hint=_HINT) from None
     top = Node(source=source, path="", value=raw, hint=_HINT).table(
-        required=("python", "builds", "targets", "package-managers", "archs", "families"))
+        required=("python", "builds", "targets", "package-managers", "archs", "families"),
+        optional=("other-platforms",))
     archs = _read_archs(top["archs"])
     python = top["python"].table(required=("versions", "free-threaded", "builder-candidates"))
     pythons = tuple(_python(v) for v in python["versions"].items(unique=True, nonempty=True))
@@ -260,7 +266,14 @@ def load(text: str, *, source: str = "platforms.toml") -> Platforms:
             command=entry["command"].matching(_COMMAND, "a command name"),
             install=entry["install"].template(("packages",), required=("packages",)),
         ))
+    others = []
+    for node in top["other-platforms"].items(unique=True) if "other-platforms" in top else ():
+        try:
+            others.append(re.compile(node.string()))
+        except re.error as e:
+            raise node.fail(f"is not a regular expression: {e}") from None
     return Platforms(
+        other_platforms=tuple(others),
         pythons=pythons,
         free_threaded=tuple(free_threaded),
         python_candidates=candidates,

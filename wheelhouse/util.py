@@ -1,15 +1,24 @@
 """Small helpers on files and time that the store, the ledger, export and execution share:
-hashing a file, syncing a directory entry to disk, and the one timestamp format."""
+hashing a file, syncing a directory entry to disk, telling a full disk from other write
+failures, and the one timestamp format."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from wheelhouse.errors import StoreFull
+
 _CHUNK = 1 << 20
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Below this many free bytes, a write error that carries no errno (SQLite says "disk I/O
+#: error" when it cannot grow its WAL) is taken for a full disk.
+_NEARLY_FULL = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
@@ -34,3 +43,37 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def disk_full(error: BaseException, path: Path, *, needed: int | None = None
+              ) -> StoreFull | None:
+    """A StoreFull naming the filesystem if ``error``, met writing ``path``, came of a full
+    disk (its errno, SQLite's "disk is full", or for SQLite's errors, which carry no errno,
+    next to nothing free); else None."""
+    mount, free = _filesystem(path)
+    if isinstance(error, OSError):
+        if error.errno not in _FULL:
+            return None
+    elif "disk is full" not in str(error) and (
+            free is None or free >= max(needed or 0, _NEARLY_FULL)):
+        return None
+    wanted = f", {needed} needed" if needed is not None else ""
+    left = f"{free} bytes free" if free is not None else "no space left"
+    return StoreFull(
+        f"the disk holding {path} is full (the filesystem at {mount}: {left}{wanted}); "
+        "nothing partial was kept",
+        hint=f"free space on the filesystem at {mount}, or move the store (--store, "
+        "WHEELHOUSE_STORE) to a larger one, then run again",
+        path=str(path), needed=needed, free=free)
+
+
+def _filesystem(path: Path) -> tuple[Path, int | None]:
+    """The mount point holding ``path`` (or its nearest existing parent) and its free bytes."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    mount = existing
+    while not mount.is_mount() and mount != mount.parent:
+        mount = mount.parent
+    try:
+        return mount, shutil.disk_usage(existing).free
+    except OSError:
+        return mount, None

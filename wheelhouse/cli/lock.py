@@ -40,8 +40,8 @@ Then, per target:
               help="Where requirements.TARGET.txt and pylock.TARGET.toml are written.")
 @click.option("--base-url", metavar="URL",
               help="Where the store is served (the server's root or its /simple/ URL), for "
-              "the URLs in the pylock files [default: from the config's `publish`, else "
-              "http://HOST:PORT/ of `wheelhouse serve`'s settings].")
+              "the URLs in the pylock files [default: from the config's `publish`; without "
+              "either, lock stops with exit 2].")
 @click.pass_context
 def lock(ctx: click.Context, requirements: tuple[Path, ...],
          requirement_files: tuple[Path, ...], targets: tuple[str, ...], skip: tuple[str, ...],
@@ -54,8 +54,7 @@ def lock(ctx: click.Context, requirements: tuple[Path, ...],
     --require-hashes` and pylock installers take the wheels this store built. Nothing is
     written unless every pin is in the store for every target (see `wheelhouse check`).
     """
-    from wheelhouse.lockfiles.write import base_url as root_of
-    from wheelhouse.lockfiles.write import write_locks
+    from wheelhouse.lockfiles.write import index_root, write_locks
 
     settings, inputs, checked = walk_store(ctx, requirements + requirement_files,
                                            targets, store, config_file, skip)
@@ -65,7 +64,7 @@ def lock(ctx: click.Context, requirements: tuple[Path, ...],
         for p in r.problems:
             click.echo(f"{r.target}: problem  {p}")
     report_missing(checked)
-    base = root_of(base_url or settings.publish or f"http://{settings.host}:{settings.port}/")
+    base = index_root(base_url, publish=settings.publish)
     for path in write_locks(checked, output_dir, base=base, inputs=inputs.files):
         click.echo(f"wrote {path}")
     click.echo(f"{sum(len(r.files) for r in checked)} files for {len(checked)} "

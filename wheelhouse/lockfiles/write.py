@@ -33,6 +33,21 @@ def base_url(url: str) -> str:
     return url
 
 
+def index_root(explicit: str | None, *, publish: str | None) -> str:
+    """The root URL the lockfiles point at: ``--base-url``, else the config's ``publish``.
+    Never a guess: the serve settings' host and port (127.0.0.1:8000 by default) say where a
+    server *here* would listen, not where the index that installers reach runs, and a lock
+    with the wrong URLs fails only later, on another machine."""
+    url = explicit or publish
+    if not url:
+        raise UsageError(
+            "lock does not know the URL of the index its lockfiles should point at",
+            hint="pass --base-url https://wheels.example.com/ (the index's root or its /simple/ "
+            "URL), or set `publish` in wheelhouse.toml to the index's upload URL",
+        )
+    return base_url(url)
+
+
 def names(target: Target) -> tuple[str, str]:
     """The files written for ``target``: ``requirements.<id>.txt``, ``pylock.<id>.toml``
     (PEP 751's ``pylock.<name>.toml``)."""

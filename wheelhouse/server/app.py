@@ -224,7 +224,8 @@ def create_app(options: ServerOptions) -> Flask:
             allow_local_versions=options.allow_local_versions,
             allow_build_tags=options.allow_build_tags,
             stall_timeout=options.upload_stall_timeout,
-            slots=UploadSlots(options.upload_slots),
+            slots=UploadSlots(options.upload_slots,
+                              stall_timeout=options.upload_stall_timeout),
         ),
         fallback=fallback,
     )

@@ -59,9 +59,28 @@ class ProjectView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PinRow:
+    """One pin (project == version) of the landing matrix."""
+
+    project: NormalizedName
+    row: VersionRow
+
+    @property
+    def failed(self) -> bool:
+        return any(c.state is State.FAILED for c in self.row.cells) or bool(self.row.failures)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Matrix:
     targets: tuple[str, ...]
     projects: tuple[ProjectView, ...]
+
+    def pins(self, projects: Iterable[ProjectView] | None = None) -> list[PinRow]:
+        """Every pin of ``projects`` (default: all) as one list: the failed ones first, then
+        by project and newest version, so what needs attention is at the top."""
+        rows = [PinRow(project=p.name, row=v)
+                for p in (self.projects if projects is None else projects) for v in p.versions]
+        return sorted(rows, key=lambda r: not r.failed)  # stable: keeps name, version order
 
     def search(self, query: str) -> list[ProjectView]:
         """Projects whose name contains the query, ignoring case and separators (so
@@ -109,13 +128,21 @@ def columns(files: Sequence[StoredFile], failures: Sequence[Failure]) -> list[Ta
     named |= {f.target for f in failures}
     found = {t.identifier: t for t in map(_parse, sorted(named)) if t is not None}
     specific = [f for f in files if f.kind is Kind.WHEEL and _python_specific(f)]
+    # A target the builds name under another policy (cp311-manylinux_2_28_x86_64) already is
+    # this Python on this platform: inferring cp311-manylinux_x86_64 too would add a column
+    # nobody asked for.
+    named_kinds = {_kind(t) for t in found.values()}
     for t in known_targets():
-        if t.identifier not in found and any(
+        if t.identifier not in found and _kind(t) not in named_kinds and any(
                 t.tag_rank(f.tags) is not None and any(
                     tag.interpreter == t.python_tag for tag in f.tags) for f in specific):
             found[t.identifier] = t
     return sorted(found.values(),
                   key=lambda t: (t.family, t.arch, t.python, t.policy, t.identifier))
+
+
+def _kind(t: Target) -> tuple[str, str, str, str]:
+    return t.python_tag, t.abi_tag, t.family, t.arch
 
 
 def _serves(f: StoredFile, target: Target) -> int | None:
@@ -143,7 +170,10 @@ def _cell(files: Sequence[StoredFile], failures: Sequence[Failure], target: Targ
 def build_matrix(files: Iterable[StoredFile], failures: Iterable[Failure]) -> Matrix:
     all_files = list(files)
     all_failures = list(failures)
-    targets = columns(all_files, all_failures)
+    # A column in which no wheel serves and no build failed says nothing but dashes (a
+    # target named once by a wheel that serves it no longer, say): it is left out.
+    targets = [t for t in columns(all_files, all_failures)
+               if _cell(all_files, all_failures, t).state is not State.NONE]
     by_release: dict[NormalizedName, dict[str, tuple[list[StoredFile], list[Failure]]]] = {}
     for f in all_files:
         by_release.setdefault(f.project, {}).setdefault(f.version, ([], []))[0].append(f)

@@ -4,8 +4,9 @@ while it is hashed. Whatever is wrong becomes ``Rejected`` carrying the 4xx repl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -22,10 +23,11 @@ from werkzeug.sansio.multipart import (
 )
 from werkzeug.wsgi import get_input_stream
 
-from wheelhouse.errors import Stalled
+from wheelhouse.errors import Stalled, StoreError
 from wheelhouse.server.bodies import PacedReader
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.store.protocols import StoreWriter
+from wheelhouse.util import disk_full
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -134,6 +136,8 @@ class _FormReader:
         self._part: Field | File | None = None
         self._chunks: list[bytes] = []
         self._out: IO[bytes] | None = None
+        #: the Content-Length, for what a full disk would have needed.
+        self.declared: int | None = None
 
     def take(self, event: Field | File | Data) -> None:
         if isinstance(event, File) and event.name == "content":
@@ -158,9 +162,15 @@ class _FormReader:
             raise too_large(f"the file is larger than this index accepts ({self.limit} bytes)")
         self.sha256.update(event.data)
         self.blake2.update(event.data)
-        out.write(event.data)
+        try:
+            out.write(event.data)
+            if not event.more_data:
+                out.close()
+        except OSError as e:
+            assert self.staged.path is not None
+            raise disk_full(e, self.staged.path, needed=self.declared) or StoreError(
+                f"cannot write the upload to {self.staged.path}: {e}") from None
         if not event.more_data:
-            out.close()
             self._out = self._part = None
 
     def _field_data(self, event: Data, part: Field | File) -> None:
@@ -176,7 +186,8 @@ class _FormReader:
 
     def close(self) -> None:
         if self._out is not None:
-            self._out.close()
+            with contextlib.suppress(OSError):  # a full disk; the file is removed anyway
+                self._out.close()
 
     def form(self) -> UploadForm:
         if self.staged.path is None or self.filename is None:
@@ -190,14 +201,17 @@ class _FormReader:
 
 def read_form(
     environ: WSGIEnvironment, store: StoreWriter, *, limit: int, stall_timeout: float,
-    staged: Staged,
+    staged: Staged, on_progress: Callable[[], None] | None = None,
 ) -> UploadForm:
     """Parse the multipart body as it arrives, streaming the file (at most ``limit`` bytes)
-    into staging; each block of the body must arrive within ``stall_timeout``."""
+    into staging; each block of the body must arrive within ``stall_timeout``, and
+    ``on_progress`` is called as each one does."""
     boundary = _boundary(environ)
-    stream = PacedReader(_body(environ, limit + _MAX_FIELD_BYTES), stall_timeout=stall_timeout)
+    stream = PacedReader(_body(environ, limit + _MAX_FIELD_BYTES), stall_timeout=stall_timeout,
+                         on_progress=on_progress)
     decoder = MultipartDecoder(boundary, max_parts=_MAX_PARTS)
     reader = _FormReader(store, limit, staged)
+    reader.declared = int(environ.get("CONTENT_LENGTH") or 0) or None
     try:
         while True:
             try:

@@ -184,7 +184,6 @@ class IndexState:
         try:
             if now >= self._next_check:
                 self._refresh()
-                self._next_check = time.monotonic() + self.refresh_interval
         finally:
             self._lock.release()
         return self._snapshot
@@ -194,20 +193,22 @@ class IndexState:
         # it waits for the thread already re-reading instead of answering from before.
         with self._lock:
             if self._token != token:
-                self._token = token
-                self._refresh()
-                self._next_check = time.monotonic() + self.refresh_interval
+                self._refresh(token)
         return self._snapshot
 
     def refresh(self) -> Snapshot:
         """Check the store now (tests, and callers that just published)."""
         with self._lock:
-            self._token = self.store.change_token()
-            self._refresh()
-            self._next_check = time.monotonic() + self.refresh_interval
+            self._refresh(self.store.change_token())
         return self._snapshot
 
-    def _refresh(self) -> None:
+    def _refresh(self, token: int | None = None) -> None:
+        """Re-read the catalogue if it moved, under ``_lock``. The marker value ``token``
+        (read before the catalogue) is recorded only once the snapshot that includes its
+        commit is in place: recorded earlier, a request arriving meanwhile would find the
+        marker "seen" and answer from the old snapshot (parallel uploaders got 404 for
+        their new project 1-13 ms after its 200, while another commit was being rendered).
+        After a failed read it is not recorded, so the next request tries again."""
         try:
             if self.store.generation() != self._snapshot.generation:
                 self._snapshot = self._load(self._snapshot)
@@ -216,3 +217,7 @@ class IndexState:
             # serving what we have and try again at the next interval.
             log.exception("could not re-read the store at %s; serving the previous state",
                           self.store.root)
+        else:
+            if token is not None:
+                self._token = token
+        self._next_check = time.monotonic() + self.refresh_interval

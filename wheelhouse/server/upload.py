@@ -14,8 +14,9 @@ uv let ``==1.0`` match ``1.0+abc`` and prefer the higher build tag, so either wo
 uploader change what an existing pin installs without touching its file.
 
 Slow clients cannot take the server's threads: uploads read at once are capped
-(``UploadSlots``, the rest get 503 with Retry-After) and each MiB of body must keep a pace
-(``PacedReader``, else 408); see ``wheelhouse.server.bodies`` for why both.
+(``UploadSlots``, the rest get 503 with Retry-After), each MiB of body must keep a pace
+(``PacedReader``, else 408), and a body that stops arriving loses its slot after the same
+timeout; see ``wheelhouse.server.bodies`` for why all three.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.distributions import parse_filename
-from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
+from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError, StoreFull
 from wheelhouse.server.auth import Access
-from wheelhouse.server.bodies import UploadSlots
+from wheelhouse.server.bodies import Slot, UploadSlots
 from wheelhouse.server.multipart import Rejected, Staged, UploadForm, bad, read_form, refuse
 from wheelhouse.server.reply import Reply, text_reply
 from wheelhouse.settings import DEFAULT_MAX_UPLOAD_BYTES
@@ -148,7 +149,8 @@ def handle_upload(
     denied = access.upload_denied(environ)
     if denied is not None:
         return denied
-    if options.slots is not None and not options.slots.take():
+    slot = options.slots.take() if options.slots is not None else None
+    if options.slots is not None and slot is None:
         return text_reply(
             "503 Service Unavailable",
             f"this index is already reading {options.slots.n} uploads; try again in a few "
@@ -156,10 +158,11 @@ def handle_upload(
             ("Retry-After", str(_RETRY_AFTER)), ("Cache-Control", "no-store"),
         )
     try:
-        return _handle(environ, store=store, options=options, on_published=on_published)
+        return _handle(environ, store=store, options=options, on_published=on_published,
+                       slot=slot)
     finally:
         if options.slots is not None:
-            options.slots.give()
+            options.slots.give(slot)
 
 
 def _handle(
@@ -168,11 +171,15 @@ def _handle(
     store: StoreWriter,
     options: UploadOptions,
     on_published: Callable[[], object],
+    slot: Slot | None = None,
 ) -> Reply:
     staged = Staged()
     try:
         form = read_form(environ, store, limit=options.max_upload_bytes,
-                         stall_timeout=options.stall_timeout, staged=staged)
+                         stall_timeout=options.stall_timeout, staged=staged,
+                         on_progress=slot.progress if slot is not None else None)
+        if slot is not None:
+            slot.done_reading()
         filename, requires_python = _check_form(form, options)
         provenance = {
             "upload": {
@@ -191,6 +198,8 @@ def _handle(
                           reason="File already exists") from None
         except InvalidDistribution as e:
             raise bad(e.message) from None
+        except StoreFull:
+            raise
         except (StoreError, OSError):
             # Not the client's fault: 503 tells twine and uv to retry, which is safe because a
             # repeated upload of the same bytes is a no-op.
@@ -199,6 +208,20 @@ def _handle(
                           reason="Service Unavailable") from None
     except Rejected as r:
         return r.reply
+    except StoreFull as e:
+        # Not the client's fault, and retrying soon will not help: 507, which twine shows
+        # with this reason, not a 503 it would retry five times. Nothing was kept: the
+        # staged file goes below, and the store removes what it had written.
+        log.error("upload refused, the store's disk is full: %s", e.message)
+        needed = f" ({e.needed} bytes)" if e.needed else ""
+        return refuse(507, f"the index's disk is full: the upload{needed} was not stored and "
+                      "nothing of it was kept; try again once its operator has freed space",
+                      reason="Insufficient Storage").reply
+    except StoreError as e:
+        # The staging area cannot be written for another reason: as a failed publish.
+        log.error("could not stage an upload: %s", e.message)
+        return refuse(503, "the store could not take the file just now; try again",
+                      reason="Service Unavailable").reply
     finally:
         if staged.path is not None:
             # publish(consume=True) moved or removed it; this covers every earlier exit.

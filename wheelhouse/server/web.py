@@ -1,5 +1,6 @@
-"""The web page for people: ``/`` (projects, each version's matrix of targets, a search box, how
-to use the index), ``/project/<name>/``, and read-only build logs and provenance.
+"""The web page for people: ``/`` (one matrix of every pin by the targets the store serves,
+failed pins first with their causes, a search box, how to use the index),
+``/project/<name>/``, and read-only build logs and provenance.
 
 Reads the catalogue snapshot the index serves and the build ledger's failures; needs the read
 token when the index does. Logs are served only from the store's ``logs/`` directory. The app
@@ -30,8 +31,8 @@ from wheelhouse.server.webpage import render
 
 web_bp = Blueprint("web", __name__)
 
-#: Projects shown on ``/`` before the search box has to narrow them.
-FRONT_PAGE_LIMIT = 100
+#: Pins shown on ``/`` before the search box has to narrow them.
+FRONT_PAGE_LIMIT = 300
 
 # No script, no frames, no outside resources: the page is plain HTML and one inline stylesheet.
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "

@@ -1,5 +1,9 @@
 """The web page's HTML: server-rendered, no JavaScript, one stylesheet inline; readable on a
-laptop and a phone (the matrix scrolls sideways on its own, the page never does)."""
+laptop and a phone (the matrix scrolls sideways on its own, the page never does).
+
+``/`` is one matrix: a row per pin (project == version), a column per target the store
+serves, the failed pins first, each followed by its failures' cause lines and log links.
+``/project/<name>/`` has the project's versions, files and failures in full."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ _CSS = """
   --uploaded: #ab7df8; --failed: #f85149; } }
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 72rem; padding: 1rem; font: 16px/1.5 system-ui, sans-serif;
-  color: var(--fg); background: var(--bg); }
+  color: var(--fg); background: var(--bg); overflow-wrap: anywhere; }
 a { color: var(--upstream); }
 header { display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: baseline; }
 header h1 { margin: 0; font-size: 1.5rem; }
@@ -50,9 +54,16 @@ th, td { padding: .35rem .5rem; border-bottom: 1px solid var(--line); text-align
 tr:last-child > * { border-bottom: 0; }
 thead th { background: var(--soft); font-weight: 600; white-space: nowrap; }
 thead th span { display: block; font-weight: 400; color: var(--muted); font-size: .8rem; }
-th[scope=row] { white-space: nowrap; font-variant-numeric: tabular-nums; }
-table.matrix { table-layout: fixed; min-width: calc(6rem + var(--columns) * 11rem); }
-table.matrix th:first-child { width: 6rem; }
+th[scope=row] { font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+table.matrix { table-layout: fixed; min-width: calc(8rem + var(--columns) * 11rem); }
+table.matrix th:first-child { width: 8rem; }
+table.pins { min-width: calc(14rem + var(--columns) * 11rem); }
+table.pins th:first-child { width: 14rem; }
+th[scope=row] .version { display: block; font-weight: 400; color: var(--muted); }
+tr.failed th[scope=row] { border-left: 3px solid var(--failed); }
+tr.causes td { padding-top: 0; font-size: .85rem; }
+tr.causes p { margin: .1rem 0; }
+tr.causes code { font-size: .8rem; }
 td.cell { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .8rem;
   font-weight: 600; border: 1px solid currentColor; text-decoration: none; }
@@ -60,6 +71,9 @@ td.cell { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .badge.uploaded { color: var(--uploaded); } .badge.failed { color: var(--failed); }
 .badge.none { color: var(--muted); border-color: transparent; font-weight: 400; }
 a.aux { font-size: .75rem; margin-left: .3rem; }
+.badge, a.aux { white-space: nowrap; overflow-wrap: normal; }
+table.files td:last-child { overflow-wrap: normal; }
+.badge.file { white-space: normal; overflow-wrap: anywhere; }
 .legend { display: flex; flex-wrap: wrap; gap: .4rem 1rem; font-size: .85rem; margin: .5rem 0; }
 .failure { border-left: 3px solid var(--failed); padding: .1rem .8rem; margin: .8rem 0; }
 .failure pre { margin: .3rem 0; }
@@ -67,6 +81,7 @@ td.hash { font-family: ui-monospace, monospace; font-size: .8rem; }
 td.name { overflow-wrap: anywhere; min-width: 12rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden;
   clip-path: inset(50%); white-space: nowrap; }
+summary code { word-break: break-all; }
 /* A phone: each version becomes a card listing its targets, so nothing hides off-screen. */
 @media (max-width: 40rem) { body { padding: .6rem; font-size: 15px; }
   .hide-narrow { display: none; }
@@ -79,14 +94,17 @@ td.name { overflow-wrap: anywhere; min-width: 12rem; }
   table.matrix td { display: flex; gap: .3rem; align-items: baseline; border: 0;
     padding: .15rem .5rem; }
   table.matrix td.cell::before { content: attr(data-target); color: var(--muted);
-    font-size: .8rem; margin-right: auto; } }
+    font-size: .8rem; margin-right: auto; }
+  table.matrix tr.causes td { display: block; padding: .2rem .5rem .5rem; }
+  table.matrix td.files { display: block; }
+  td.name { min-width: 0; } }
 """
 
 _BASE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{% block title %}wheelhouse{% endblock %}</title>
-<style>{{ css }}</style></head>
+<style>{{ css|safe }}</style></head>
 <body>
 <header><h1><a href="{{ root }}">wheelhouse</a></h1>
 <span class="muted">{{ plural(matrix.projects|length, "project") }},
@@ -122,6 +140,33 @@ _MACROS = """
 {%- else -%}<span class="badge none" title="no wheel for {{ t }}">&ndash;</span>{%- endif -%}
 </td>
 {%- endmacro %}
+{% macro pin_matrix(rows, targets) -%}
+<div class="scroll"><table class="matrix pins" style="--columns: {{ [targets|length, 1]|max }}">
+<thead><tr><th scope="col">pin</th>
+{%- for t in targets %}<th scope="col">{{ target_head(t) }}</th>{% endfor -%}
+{%- if not targets %}<th scope="col">files</th>{% endif %}</tr></thead>
+<tbody>
+{%- for r in rows %}<tr data-project="{{ r.project }}" data-version="{{ r.row.version }}"
+{%- if r.failed %} class="failed"{% endif %}>
+<th scope="row"><a href="{{ project_url(r.project) }}">{{ r.project }}</a>
+<span class="version">=={{ r.row.version }}</span></th>
+{%- for c in r.row.cells %}{{ cell(c, targets[loop.index0]) }}{% endfor -%}
+{%- if not targets %}{{ files_cell(r.row) }}{% endif %}</tr>
+{%- if r.row.failures %}
+<tr class="causes" data-project="{{ r.project }}"><td colspan="{{ [targets|length, 1]|max + 1 }}">
+{%- for f in r.row.failures %}
+<p class="cause"><code>{{ f.target }}</code>: {{ (f.cause|list or [f.message])[0] }}
+{%- if f.log %} <a href="{{ log_url(f.log) }}">log</a>{% endif %}
+<a class="aux" href="{{ project_url(f.project) }}#{{ failure_id(f) }}">details</a></p>
+{%- endfor %}</td></tr>
+{%- endif %}
+{%- endfor %}
+</tbody></table></div>
+{%- endmacro %}
+{% macro files_cell(v) -%}
+<td class="files">{% for f in v.files %}<a class="badge file {{ f.origin.value }}"
+ href="{{ file_url(f) }}">{{ f.filename }}</a> {% endfor %}</td>
+{%- endmacro %}
 {% macro project_matrix(p, targets) -%}
 <div class="scroll"><table class="matrix" data-project="{{ p.name }}"
  style="--columns: {{ [targets|length, 1]|max }}">
@@ -131,8 +176,7 @@ _MACROS = """
 <tbody>
 {%- for v in p.versions %}<tr><th scope="row">{{ v.version }}</th>
 {%- for c in v.cells %}{{ cell(c, targets[loop.index0]) }}{% endfor -%}
-{%- if not targets %}<td>{% for f in v.files %}<a class="badge {{ f.origin.value }}"
- href="{{ file_url(f) }}">{{ f.filename }}</a> {% endfor %}</td>{% endif %}</tr>
+{%- if not targets %}{{ files_cell(v) }}{% endif %}</tr>
 {%- endfor %}
 </tbody></table></div>
 {%- endmacro %}
@@ -172,13 +216,14 @@ only-binary = :all:</pre>
 <a href="{{ root }}">Show all</a></p>{% endif %}
 {%- if not matrix.projects %}<p>The store is empty: run <code>wheelhouse build
 requirements.txt</code> to fill it.</p>{% endif %}
-{%- for p in shown[:limit] %}
-<section class="project" id="{{ p.name }}">
-<h2><a href="{{ project_url(p.name) }}">{{ p.name }}</a></h2>
-{{ m.project_matrix(p, matrix.targets) }}
-</section>
-{%- endfor %}
-{%- if shown|length > limit %}<p class="muted">{{ limit }} of {{ shown|length }} projects
+{%- set rows = matrix.pins(shown) %}
+{%- if rows %}
+{%- set failed = rows|selectattr("failed")|list|length %}
+{%- if failed %}<p><strong>{{ plural(failed, "pin") }} with failed builds</strong>, listed
+first with the cause each log gives.</p>{% endif %}
+{{ m.pin_matrix(rows[:limit], matrix.targets) }}
+{%- endif %}
+{%- if rows|length > limit %}<p class="muted">{{ limit }} of {{ rows|length }} pins
 shown: search to narrow the list.</p>{% endif %}
 {% endblock %}
 """
@@ -190,6 +235,7 @@ _PROJECT = """{% extends "base" %}{% import "macros" as m with context %}
 <h2>{{ project.name }} <a class="aux" href="{{ simple_url }}">simple page</a></h2>
 {{ m.project_matrix(project, matrix.targets) }}
 </section>
+{%- if project.versions|map(attribute="files")|map("length")|sum %}
 <h3>Files</h3>
 <div class="scroll"><table class="files"><thead><tr><th>file</th><th>from</th>
 <th class="hide-narrow">size</th><th class="hide-narrow">uploaded</th>
@@ -204,6 +250,7 @@ _PROJECT = """{% extends "base" %}{% import "macros" as m with context %}
 {% endif %}<a href="{{ provenance_url(f) }}">provenance</a></td></tr>
 {%- endfor %}{% endfor %}
 </tbody></table></div>
+{%- endif %}
 {%- if project.failures %}
 <h3 id="failures">Failed builds</h3>
 {%- for f in project.failures %}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from wheelhouse.simple.pages import (
 )
 from wheelhouse.simple.zipmember import TAIL_BYTES, read_member
 from wheelhouse.store.model import Kind
+from wheelhouse.util import disk_full
 
 log = logging.getLogger(__name__)
 
@@ -320,11 +322,13 @@ class SimpleClient:
         against ``expected_sha256``. Redirects may leave the origin: the hash guards the
         bytes, and requests drops credentials on the way."""
         h = hashlib.sha256()
+        needed: int | None = None  # what a full disk would have needed, when known
         try:
             local = local_path(url)
             with dest.open("wb") as out:
                 if local is not None:
                     with local.open("rb") as src:
+                        needed = os.fstat(src.fileno()).st_size
                         while chunk := src.read(1 << 20):
                             h.update(chunk)
                             out.write(chunk)
@@ -335,13 +339,16 @@ class SimpleClient:
                         if resp.status_code != 200:
                             raise FetchError(f"{display(url)} answered HTTP {resp.status_code}",
                                              status=resp.status_code)
+                        needed = int(resp.headers.get("Content-Length") or 0) or None
                         for chunk in resp.iter_content(1 << 20):
                             h.update(chunk)
                             out.write(chunk)
         except requests.RequestException as e:
             raise FetchError(f"cannot download {display(url)}: {_why(e)}", status=None) from None
         except OSError as e:
-            raise UpstreamError(f"cannot download {display(url)} to {dest}: {e}") from None
+            # Not the upstream's fault when the store's disk is full: that stops the run.
+            raise disk_full(e, dest, needed=needed) or UpstreamError(
+                f"cannot download {display(url)} to {dest}: {e}") from None
         digest = h.hexdigest()
         if expected_sha256 and digest != expected_sha256.lower():
             raise UpstreamError(

@@ -114,6 +114,13 @@ def same_release(tx: Transaction, f: StoredFile) -> StoredFile | None:
     return None
 
 
+def release_files(tx: Transaction, f: StoredFile) -> list[StoredFile]:
+    """The published files of ``f``'s release: its project, with an equal version."""
+    key = release_key(f.version)
+    rows = tx.query("SELECT * FROM files WHERE project=?", (f.project,))
+    return [_row_to_file(r) for r in rows if release_key(r["version"]) == key]
+
+
 def committed_generation(tx: Transaction) -> int:
     row = tx.one("SELECT value FROM meta WHERE key='generation'")
     return int(row[0]) if row else 0

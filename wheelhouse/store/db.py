@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelhouse.errors import StoreError
+from wheelhouse.util import disk_full
 
 Row = sqlite3.Row
 
@@ -29,6 +30,9 @@ class Database:
         self._local = threading.local()
 
     def _fail(self, e: BaseException, doing: str) -> StoreError:
+        full = disk_full(e, self.path)
+        if full is not None:
+            return full
         return StoreError(
             f"cannot {doing} the {self._what} at {self.path}: {e}",
             hint="check that the store directory is a wheelhouse store, readable and writable "

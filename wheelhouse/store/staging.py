@@ -99,6 +99,9 @@ class Staging:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix=f"{self.writer_id}{_INTENT}")
         try:
             os.write(fd, record.encode())
+        except BaseException:
+            os.unlink(name)  # a full disk must not leave an empty intent behind
+            raise
         finally:
             os.close(fd)
         try:

@@ -33,11 +33,11 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
-from wheelhouse.store import catalogue
+from wheelhouse.store import catalogue, shadowing
 from wheelhouse.store.changes import ChangeMarker
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
 from wheelhouse.store.staging import LOOSE_MAX_AGE, Intent, Staging
-from wheelhouse.util import fsync_dir, sha256_file, utc_now
+from wheelhouse.util import disk_full, fsync_dir, sha256_file, utc_now
 
 _CHUNK = 1 << 20
 _READ_PROTECTED = "read-protected"
@@ -82,7 +82,7 @@ class Store:
             # takes this writer's lock, so nobody mistakes its staging for debris.
             self._staging.new_file().unlink()
         except OSError as e:
-            raise StoreError(
+            raise disk_full(e, self.root) or StoreError(
                 f"cannot write the store at {self.root}: {e}",
                 hint="choose a writable directory with --store or WHEELHOUSE_STORE",
             ) from None
@@ -152,8 +152,8 @@ class Store:
         try:
             return self._staging.new_file(suffix)
         except OSError as e:
-            raise StoreError(f"cannot write to the store's staging area {self.root / 'tmp'}: "
-                             f"{e}") from None
+            raise disk_full(e, self.root / "tmp") or StoreError(
+                f"cannot write to the store's staging area {self.root / 'tmp'}: {e}") from None
 
     def publish(
         self,
@@ -213,7 +213,7 @@ class Store:
             # says it exists: a crash can lose the upload, never publish a torn file.
             _fsync_file(staged)
         except OSError as e:
-            raise StoreError(f"cannot write {final}: {e}") from None
+            raise disk_full(e, final) or StoreError(f"cannot write {final}: {e}") from None
         meta_path = self.metadata_path(stored)
         with self._catalogue.db.transaction() as tx:
             existing = catalogue.existing(tx, stored.filename)
@@ -223,21 +223,34 @@ class Store:
                 if existing.sha256 == stored.sha256:
                     return PublishResult(status=PublishStatus.IDENTICAL, file=existing)
                 raise _conflict(stored, existing)
+            if stored.origin is Origin.UPLOADED:
+                shadow = shadowing.shadowed(stored, catalogue.release_files(tx, stored))
+                if shadow is not None:
+                    raise _shadow_conflict(stored, shadow)
             try:
                 # If this process dies before the commit, the next writer removes what the
                 # intent names (no row will list it), so files and catalogue stay equal.
                 with self._staging.intent(stored.filename, (final, meta_path)):
-                    if metadata is not None:
-                        self._write_atomic(meta_path, metadata)
-                    # No row means nothing under this name was ever shown, so replacing
-                    # debris left by a crashed publisher is safe.
-                    os.replace(staged, final)
-                    fsync_dir(final.parent)
-                    catalogue.insert(tx, stored)
-                    generation = catalogue.committed_generation(tx)
-                    tx.commit()
+                    try:
+                        if metadata is not None:
+                            self._write_atomic(meta_path, metadata)
+                        # No row means nothing under this name was ever shown, so replacing
+                        # debris left by a crashed publisher is safe.
+                        os.replace(staged, final)
+                        fsync_dir(final.parent)
+                        catalogue.insert(tx, stored)
+                        generation = catalogue.committed_generation(tx)
+                        tx.commit()
+                    except BaseException:
+                        # A live failure (a full disk): what this name's intent covers goes
+                        # now, not at the next writer's cleanup; no row lists it.
+                        for path in (final, meta_path):
+                            with contextlib.suppress(OSError):
+                                path.unlink()
+                        raise
             except OSError as e:
-                raise StoreError(f"cannot write {final}: {e}") from None
+                raise disk_full(e, final, needed=stored.size) or StoreError(
+                    f"cannot write {final}: {e}") from None
         self._changes.bump(generation)
         return PublishResult(status=PublishStatus.PUBLISHED, file=stored)
 
@@ -249,7 +262,9 @@ class Store:
                     dst.write(chunk)
         except OSError as e:
             staged.unlink(missing_ok=True)
-            raise StoreError(f"cannot copy {source} into the store: {e}") from None
+            size = source.stat().st_size if source.is_file() else None
+            raise disk_full(e, staged, needed=size) or StoreError(
+                f"cannot copy {source} into the store: {e}") from None
         except BaseException:
             staged.unlink(missing_ok=True)
             raise
@@ -305,6 +320,18 @@ def _conflict(offered: StoredFile, existing: StoredFile) -> PublishConflict:
     return PublishConflict(
         f"{what} (sha256 {existing.sha256[:12]}…, offered {offered.sha256[:12]}…)",
         hint="published files never change; publish a new version instead",
+        existing=existing,
+    )
+
+
+def _shadow_conflict(offered: StoredFile, shadow: shadowing.Shadow) -> PublishConflict:
+    existing = shadow.existing
+    return PublishConflict(
+        f"{offered.filename} would shadow the published {existing.filename}: on "
+        f"{shadow.environment} installers would pick it instead, so =={existing.version} "
+        "would install other files than it does today",
+        hint="a release may gain wheels only for Pythons and platforms its wheels do not "
+        "cover yet; publish a new version instead",
         existing=existing,
     )
 
