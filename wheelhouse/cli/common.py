@@ -95,22 +95,6 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
     return settings, inputs, results
 
 
-def _report_missing(results: list[Installable]) -> None:
-    bad = [r for r in results if not r.ok]
-    if not bad:
-        return
-    pins = sum(len(r.missing) for r in bad)
-    failed = any(m.reason.startswith("its build failed") for r in bad for m in r.missing)
-    raise ResolutionError(
-        f"the store cannot install {pins} {'pin' if pins == 1 else 'pins'} on "
-        f"{len(bad)} of {len(results)} {'target' if len(results) == 1 else 'targets'} "
-        "(listed above)",
-        hint=("fix what the build logs named above say, then run `wheelhouse build "
-              "--retry-failed` with the same requirements and targets, and check again"
-              if failed else "run `wheelhouse build` with the same requirements and targets, "
-              "then check again"))
-
-
 def report_missing(results: list[Installable]) -> None:
     bad = [r for r in results if not r.ok]
     if not bad:
@@ -125,3 +109,13 @@ def report_missing(results: list[Installable]) -> None:
               "--retry-failed` with the same requirements and targets, and check again"
               if failed else "run `wheelhouse build` with the same requirements and targets, "
               "then check again"))
+
+
+def human_size(size: int) -> str:
+    """Bytes for people: ``812 KB``, ``1.4 GB``."""
+    n = float(size)
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from wheelhouse.cli.common import config_option, settings_for, store_option
+from wheelhouse.cli.common import config_option, human_size, settings_for, store_option
 
 
 @click.command()
@@ -52,17 +52,8 @@ def gc(ctx: click.Context, store: Path | None, config_file: Path | None, dry_run
         return
     verb = "would remove" if dry_run else "removed"
     for item in done.items:
-        click.echo(f"{verb:<12} {item.kind:<14} {item.what}  ({_size(item.size)}; {item.why})")
+        click.echo(f"{verb:<12} {item.kind:<14} {item.what}  ({human_size(item.size)}; {item.why})")
     for what in done.kept:
         click.echo(f"{'kept':<12} {what}")
-    click.echo(f"{'Would free' if dry_run else 'Freed'} {_size(done.size)} "
+    click.echo(f"{'Would free' if dry_run else 'Freed'} {human_size(done.size)} "
                f"({len(done.items)} items) in {settings.store}")
-
-
-def _size(size: int) -> str:
-    n = float(size)
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1000:
-            return f"{n:,.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"

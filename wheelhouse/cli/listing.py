@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wheelhouse.cli.common import config_option, settings_for, store_option
+from wheelhouse.cli.common import config_option, human_size, settings_for, store_option
 
 
 @click.command(name="list")
@@ -51,14 +51,4 @@ def list_(ctx: click.Context, project: str | None, store: Path | None,
                    f"{f.size:>13,d}")
     total = sum(f.size for f in files)
     click.echo(f"{len(files)} files in {len({f.project for f in files})} projects, "
-               f"{_size(total)}, in {settings.store}")
-
-
-def _size(size: int) -> str:
-    """Bytes for people: ``812 KB``, ``1.4 GB``."""
-    n = float(size)
-    for unit in ("bytes", "KB", "MB"):
-        if n < 1000:
-            return f"{n:,.0f} {unit}" if unit == "bytes" or n >= 100 else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
+               f"{human_size(total)}, in {settings.store}")
