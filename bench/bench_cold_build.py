@@ -1,0 +1,114 @@
+"""A cold build against the seed approach: six small sdists for one target on the stand-in
+builder image, `wheelhouse build` (repair and consumer check included) vs `pip wheel -r` of
+the same requirements inside the same builder image (what a multi-stage Dockerfile does:
+serial, no repair, no check), then the warm rerun, then a rebuild with the compile cache warm.
+
+Issue 17's benchmark. Prints wall times, ratios measured in this same run, where wheelhouse's
+time went (the report's phases), the compile cache's hit rate, and whether the wheels of the
+cold and the cache-warm builds are the same bytes.
+
+    .venv/bin/python bench/bench_cold_build.py [--config CONFIG] [--target cp311-manylinux_x86_64]
+
+Network: PyPI. Needs the engine (.ci/engine) and the images (builders/bootstrap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+PINS = """\
+netifaces==0.11.0
+crcmod==1.7
+markupsafe==2.0.1
+simplejson==3.17.2
+pyrsistent==0.17.3
+setproctitle==1.2.2
+"""
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "WHEELHOUSE_"))}
+    e["PIP_CONFIG_FILE"] = os.devnull
+    e["CI"] = "true"
+    return e
+
+
+def timed(cmd: list[str], **kw: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env(), capture_output=True, text=True, check=False,
+                          **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - start, done
+
+
+def wheel_digests(store: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((store / "files").rglob("*.whl"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path,
+                        default=Path("/var/cache/wheelhouse-bootstrap/wheelhouse-local-images.toml"))
+    parser.add_argument("--target", default="cp311-manylinux_x86_64")
+    args = parser.parse_args()
+    platform = args.target.split("-", 1)[1]
+    image = tomllib.loads(args.config.read_text())["tool"]["wheelhouse"]["images"][platform]
+    py = args.target.split("-", 1)[0]
+    python = f"/opt/python/{py.rstrip('t')}-{py}/bin/python"
+    work = Path(tempfile.mkdtemp(prefix="bench-cold-"))
+    reqs = work / "requirements.txt"
+    reqs.write_text(PINS)
+    wh = [sys.executable, "-m", "wheelhouse"]
+
+    # The seed approach: pip wheel in the builder image, serial, no repair, no check.
+    seed, done = timed(["docker", "run", "--rm", "--pull=never", "--network", "host", "-v",
+                        f"{work}:/work", "-v", "/etc/ssl/certs/ca-certificates.crt:/ca.crt:ro",
+                        "-e", "PIP_CERT=/ca.crt", image, "sh", "-c",
+                        f"{python} -m pip wheel -q --no-cache-dir -w /tmp/out "
+                        "-r /work/requirements.txt"])
+    if done.returncode != 0:
+        raise SystemExit(f"pip wheel failed: {done.stderr[-2000:]}")
+    rows = {"pip wheel -r (seed)": seed}
+    for jobs in (1, 2):
+        store = work / f"store-j{jobs}"
+        cmd = [*wh, "build", str(reqs), "--store", str(store), "--config", str(args.config),
+               "--target", args.target, "--jobs", str(jobs), "--report",
+               str(work / f"report-j{jobs}.json")]
+        seconds, done = timed(cmd)
+        if done.returncode != 0:
+            raise SystemExit(f"wheelhouse build failed: {done.stdout[-3000:]}")
+        rows[f"wheelhouse build --jobs {jobs} (cold)"] = seconds
+        if jobs == 1:
+            warm, _ = timed(cmd)
+            rows["wheelhouse build (warm rerun)"] = warm
+            report = json.loads((work / "report-j1.json").read_text())
+            cold_digests = wheel_digests(store)
+            # A rebuild with the compile cache warm: the wheels go, the cache stays.
+            shutil.rmtree(store)
+            cached, done = timed(cmd)
+            rows["wheelhouse build (store wiped, compile cache warm)"] = cached
+            same = wheel_digests(store) == cold_digests
+            notes = [ln for ln in done.stdout.splitlines() if "compile cache" in ln]
+    print(f"\n{len(PINS.split())} sdists for {args.target} in {image}, 2 cores:")
+    for name, seconds in rows.items():
+        print(f"  {name:<52} {seconds:7.1f} s   x{seconds / seed:5.2f} of pip wheel")
+    print(f"  warm rerun: {seed / rows['wheelhouse build (warm rerun)']:.0f}x faster than "
+          "pip wheel")
+    print("  phases (jobs 1, summed):", json.dumps(report.get("phases", {})))
+    print("  " + (notes[-1] if notes else "compile cache: no figures (no ccache in the image?)"))
+    print(f"  same wheels, cold vs cache-warm: {'yes' if same else 'NO'}")
+    print(f"work kept in {work}")
+
+
+if __name__ == "__main__":
+    main()
