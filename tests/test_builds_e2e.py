@@ -52,17 +52,35 @@ def test_build_constraints_make_an_old_release_build(links: Path, tmp_path: Path
     reqs = tmp_path / "requirements.txt"
     reqs.write_text(f"--find-links {links}\nwholdsetup==1.0.0\n")
     store = tmp_path / "store"
+    # With known fixes off, the failure names the fix ...
+    (tmp_path / "pyproject.toml").write_text("[tool.wheelhouse]\nauto-fix = false\n")
     res = wheelhouse("build", str(reqs), "--store", str(store), cwd=tmp_path)
     assert res.returncode == 6, res.stdout + res.stderr
     assert "No module named 'pkg_resources'" in res.stdout
     assert 'build-constraints = ["setuptools<81"]' in res.stdout, "the hint names the fix"
-    # The fix, in a constraints file named by the config; changing it retries the build.
+    # ... which, in a constraints file named by the config, makes it build.
     (tmp_path / "build-constraints.txt").write_text("# old setup scripts\nsetuptools<81\n")
     (tmp_path / "pyproject.toml").write_text(
+        "[tool.wheelhouse]\nauto-fix = false\n"
         "[tool.wheelhouse.packages.wholdsetup]\nbuild-constraints = 'build-constraints.txt'\n")
     again = wheelhouse("build", str(reqs), "--store", str(store), cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "built    wholdsetup-1.0.0-cp311" in again.stdout
+    assert "known fix" not in again.stdout
+
+
+def test_a_known_fix_is_applied_on_its_own_and_said(links: Path, tmp_path: Path) -> None:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"--find-links {links}\nwholdsetup==1.0.0\n")
+    store = tmp_path / "store"
+    res = wheelhouse("build", str(reqs), "--store", str(store), "--report",
+                     str(tmp_path / "r.json"), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "built with a known fix: setuptools<81" in res.stdout
+    entry = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert entry["fix"] == "setuptools<81"
+    (wheel,) = stored(store).values()
+    assert wheel["provenance"]["fix"] == "setuptools<81"  # type: ignore[index]
 
 
 def test_a_wheel_that_cannot_load_is_refused(links: Path, tmp_path: Path) -> None:
