@@ -87,14 +87,17 @@ class FileCache:
         self.budget = max(budget, 0)
         self.max_file = max_file
         self.used = 0
-        self._entries: dict[tuple[str, str], Entry] = {}
+        self._entries: dict[tuple[str, str | None], Entry] = {}
         self._lock = threading.Lock()
 
-    def entry(self, path: str, key: str, expected_size: int | None) -> Entry:
-        """The entry of the file at ``path`` whose content is named by ``key`` (its sha256).
+    def get(self, key: tuple[str, str | None]) -> Entry | None:
+        return self._entries.get(key)
+
+    def entry(self, key: tuple[str, str | None], path: str, expected_size: int | None) -> Entry:
+        """The entry ``key`` (name, content hash) of the file at ``path``, made if missing.
         Raises OSError when it cannot be read, ValueError when its size is not
         ``expected_size`` (the catalogue's)."""
-        found = self._entries.get((path, key))
+        found = self._entries.get(key)
         if found is not None:
             return found
         with open(path, "rb") as fh:
@@ -113,8 +116,8 @@ class FileCache:
                      validators=(("ETag", etag), ("Last-Modified", last_modified),
                                  ("Cache-Control", IMMUTABLE)))
         with self._lock:
-            if (path, key) not in self._entries:
-                self._entries[(path, key)] = made
+            if key not in self._entries:
+                self._entries[key] = made
                 if body is not None:
                     self.used += len(body)
         return made
@@ -271,12 +274,15 @@ def answer_download(
         reply = text_reply("404 Not Found", f"no {what} {project}/{name} in this index",
                            ("Cache-Control", "max-age=0, must-revalidate"))
         return Download(status=reply.status, headers=reply.headers, body=reply.body)
-    if metadata:
-        path, key, size = store.metadata_path(f), f"{f.metadata_sha256}.metadata", None
-    else:
-        path, key, size = store.file_path(f), f.sha256, f.size
+    # Keyed by the name and the content's hash: a file removed and published again with
+    # other bytes is another entry. The path is made only on a miss (pathlib is slow).
+    key = (filename, f.metadata_sha256 if metadata else f.sha256)
+    entry = cache.get(key)
+    if entry is not None:
+        return answer_file(entry, environ)
+    path = store.metadata_path(f) if metadata else store.file_path(f)
     try:
-        entry = cache.entry(str(path), key, size)
+        entry = cache.entry(key, str(path), None if metadata else f.size)
     except (OSError, ValueError) as e:
         # Never send bytes that contradict the index: pip and uv would fail on the hash
         # anyway, and a wrong Content-Length hangs them instead.
