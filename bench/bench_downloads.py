@@ -4,6 +4,7 @@ nginx serving ``wheelhouse export`` of the same store, in the same run.
     python bench/bench_downloads.py                  # 3 rounds of 5 s per scenario
     python bench/bench_downloads.py --quick          # 1 round of 3 s
     python bench/bench_downloads.py --read-token     # ours needs a token to read (nginx: open)
+    python bench/bench_downloads.py --ceiling        # also a bare WSGI callable under granian
 
 Goals (issue 17): small-file downloads >= 0.5x nginx's requests/s without a read token;
 ``/simple/<p>/`` >= 0.85x nginx's for html and json; no errors at 256 connections.
@@ -13,10 +14,13 @@ What runs, all on 127.0.0.1, one server at a time (the order alternates between 
 - ours: ``serve_production`` with the defaults of ``wheelhouse serve`` (2 workers x 8
   threads), access log off; with --read-token every request carries the token;
 - nginx: ``wheelhouse export`` of the store behind server/nginx.conf, access log off;
+- with --ceiling, ``bare``: granian with the same settings as ours running a WSGI callable
+  that answers every path with one fixed 1 KiB body: what granian's WSGI interface allows,
+  with no Python work of ours (the ceiling of the hot path);
 - wrk -t1 -c64 with a Lua script rotating over --sample paths: ``file`` (GET of small
-  wheels), ``head`` (HEAD of them), ``range`` (the last 100 bytes of them, as uv reads the
-  zip directory), ``html`` and ``json`` (project pages with text/html and pip's Accept), and
-  ``c256`` (json at 256 connections, where errors are counted).
+  wheels), ``range`` (the last 100 bytes of them, as uv reads the zip directory; wrk cannot
+  measure HEAD, it waits for a body), ``html`` and ``json`` (project pages with text/html
+  and pip's Accept), and ``c256`` (json at 256 connections, where errors are counted).
 The machine has 2 cores shared with wrk: absolute numbers drift with the load (`uptime` is
 printed); the ratios of medians, measured in the same run, are what count.
 """
@@ -44,15 +48,17 @@ from bench_index_scale import (
     Running,
     Starter,
     client_env,
+    free_port,
     make_fixture,
     nginx,
     parse_wrk,
     stop,
     store_file_paths,
+    wait_until_up,
 )
 from gen_store import Layout
 
-SCENARIOS = ("file", "head", "range", "html", "json", "c256")
+SCENARIOS = ("file", "range", "html", "json", "c256")
 GOALS = {"file": 0.5, "html": 0.85, "json": 0.85}
 TOKEN = "bench-read-token"
 
@@ -90,6 +96,40 @@ def ours(fixture: Fixture, sample: list[str], token: str | None) -> Starter:
     return start
 
 
+BARE_APP = """
+BODY = b"x" * 1024
+HEADERS = [("Content-Type", "application/octet-stream"), ("Content-Length", "1024"),
+           ("ETag", '"6b160e52-400"'), ("Cache-Control", "max-age=365000000, immutable")]
+
+
+def app(environ, start_response):
+    start_response("200 OK", HEADERS)
+    return [BODY]
+"""
+
+
+def bare(work: Path, fixture: Fixture, sample: list[str]) -> Starter:
+    """A fixed answer under granian run as ``serve_production`` runs it."""
+    @contextmanager
+    def start() -> Iterator[Running]:
+        (work / "bare_app.py").write_text(BARE_APP)
+        port = free_port()
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+             "--blocking-threads", "8", "--no-ws", "--http", "1", "--backpressure", "4096",
+             "--http1-header-read-timeout", "10000", "--no-access-log",
+             "--working-dir", str(work), "bare_app:app"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=client_env())
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until_up(base + "/", 30)
+            yield Running(base=base, simple="/simple/", files=store_file_paths(fixture, sample))
+        finally:
+            stop(proc)
+    return start
+
+
 def script(path: Path, method: str, paths: Sequence[str], headers: dict[str, str]) -> Path:
     listed = "{\n" + ",\n".join(json.dumps(p) for p in paths) + "\n}"
     fields = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
@@ -120,7 +160,6 @@ def measure(label: str, starter: Starter, pages: list[str], auth: dict[str, str]
         page_paths = [f"{srv.simple}{name}/" for name in pages]
         plan = {
             "file": ("GET", srv.files, {}),
-            "head": ("HEAD", srv.files, {}),
             "range": ("GET", srv.files, {"Range": "bytes=-100"}),
             "html": ("GET", page_paths, {"Accept": "text/html"}),
             "json": ("GET", page_paths, {"Accept": PIP_ACCEPT}),
@@ -152,6 +191,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--read-token", action="store_true",
                         help="ours needs a read token (sent by every request)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also measure a bare WSGI callable under granian")
     parser.add_argument("--work", type=Path, default=None,
                         help="keep the fixture here between runs (default: a temporary dir)")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s")
@@ -175,6 +216,8 @@ def main() -> None:
             ("ours", ours(fixture, sample, token), auth),
             ("nginx", nginx(fixture, work, sample), {}),
         ]
+        if args.ceiling:
+            servers.append(("bare", bare(work, fixture, sample), {}))
         results: dict[tuple[str, str], list[Measurement]] = {}
         log(f"ours: wheelhouse serve defaults{' with a read token' if token else ''}; "
             f"{len(sample)} paths in rotation; load: {os.getloadavg()[0]:.1f}")
@@ -194,6 +237,10 @@ def main() -> None:
                        f"goal >= {goal}x  {'PASS' if ratio >= goal else 'FAIL'}")
             log(f"  {scenario:<5} ours {median_rps(a):>8.0f}  nginx {median_rps(b):>8.0f}  "
                 f"ours/nginx {ratio:5.2f}x  {verdict}")
+            if args.ceiling:
+                c = median_rps(results[("bare", scenario)])
+                log(f"        bare granian WSGI {c:>8.0f}  bare/nginx {c / median_rps(b):5.2f}x"
+                    f"  ours/bare {median_rps(a) / c:5.2f}x")
         errors = max(m.errors for m in results[("ours", "c256")])
         log(f"  errors at 256 connections, ours: {errors}  goal 0  "
             f"{'PASS' if errors == 0 else 'FAIL'}")
