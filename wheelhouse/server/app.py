@@ -12,6 +12,7 @@ need a token (``ServerOptions.read_token``); the upstream fall-through
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,11 @@ def download(project: str, filename: str) -> Response:
     ctx = _ctx()
     got = answer_download(ctx.state.current(), ctx.store, ctx.files, project, filename,
                           request.environ)
-    body = Blocks(got.path, got.span) if got.span and request.method != "HEAD" else got.body
+    # An iterable, never bytes: werkzeug would take the Content-Length from bytes (0 for a
+    # HEAD of a streamed file); it drops the body of a HEAD itself.
+    body: Iterable[bytes] = [got.body]
+    if got.span:
+        body = [] if request.method == "HEAD" else Blocks(got.path, got.span)
     resp = Response(body, status=got.status, headers=list(got.headers),
                     direct_passthrough=True)
     if got.status.startswith("304"):
