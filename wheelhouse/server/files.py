@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -116,10 +116,15 @@ class FileCache:
                      validators=(("ETag", etag), ("Last-Modified", last_modified),
                                  ("Cache-Control", IMMUTABLE)))
         with self._lock:
-            if key not in self._entries:
-                self._entries[key] = made
-                if body is not None:
-                    self.used += len(body)
+            found = self._entries.get(key)
+            if found is not None:
+                return found
+            if body is not None and self.used + len(body) > self.budget:
+                # Another thread filled the budget meanwhile: keep what answers need only.
+                made = replace(made, body=None)
+            self._entries[key] = made
+            if made.body is not None:
+                self.used += len(made.body)
         return made
 
 
