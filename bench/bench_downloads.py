@@ -5,6 +5,7 @@ nginx serving ``wheelhouse export`` of the same store, in the same run.
     python bench/bench_downloads.py --quick          # 1 round of 3 s
     python bench/bench_downloads.py --read-token     # ours needs a token to read (nginx: open)
     python bench/bench_downloads.py --ceiling        # also a bare WSGI callable under granian
+    python bench/bench_downloads.py --ours-src DIR   # ours from DIR/wheelhouse (before/after)
 
 Goals (issue 17): small-file downloads >= 0.5x nginx's requests/s without a read token;
 ``/simple/<p>/`` >= 0.85x nginx's for html and json; no errors at 256 connections.
@@ -64,6 +65,9 @@ TOKEN = "bench-read-token"
 
 LAUNCH = """
 import sys
+if sys.argv[3]:  # --ours-src: that checkout's wheelhouse, not the installed one
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+    sys.path.insert(0, sys.argv[3])
 from pathlib import Path
 from wheelhouse.options import ServerOptions
 from wheelhouse.server.production import serve_production
@@ -77,10 +81,11 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def ours(fixture: Fixture, sample: list[str], token: str | None) -> Starter:
+def ours(fixture: Fixture, sample: list[str], token: str | None, src: Path | None) -> Starter:
     @contextmanager
     def start() -> Iterator[Running]:
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(fixture.store), token or ""],
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(fixture.store), token or "",
+                                 str(src or "")],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 env=client_env())
         try:
@@ -191,6 +196,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--read-token", action="store_true",
                         help="ours needs a read token (sent by every request)")
+    parser.add_argument("--ours-src", type=Path, default=None,
+                        help="run ours from this directory's wheelhouse/ (a before/after "
+                        "comparison: git archive BASE wheelhouse | tar -x -C DIR)")
     parser.add_argument("--ceiling", action="store_true",
                         help="also measure a bare WSGI callable under granian")
     parser.add_argument("--work", type=Path, default=None,
@@ -213,7 +221,7 @@ def main() -> None:
         auth = ({"Authorization": "Basic " + base64.b64encode(f"__token__:{TOKEN}".encode())
                  .decode()} if token else {})
         servers: list[tuple[str, Starter, dict[str, str]]] = [
-            ("ours", ours(fixture, sample, token), auth),
+            ("ours", ours(fixture, sample, token, args.ours_src), auth),
             ("nginx", nginx(fixture, work, sample), {}),
         ]
         if args.ceiling:
