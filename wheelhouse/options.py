@@ -107,6 +107,9 @@ class ServerOptions:
     #: how often, at most, the store's generation is checked when its change marker is
     #: missing (an older store, or a read-only one nobody writes).
     refresh_interval: float = 0.5
+    #: bytes of small files (up to 1 MiB each) each process keeps in memory to answer
+    #: downloads from; 0 reads every download from disk.
+    file_cache_bytes: int = 64 << 20
     #: answer the hot pages before Flask routing (off only to test both ways answer alike).
     hot_path: bool = True
     #: what runs the app. ``wheelhouse serve`` defaults to granian (``server_options``); the

@@ -12,39 +12,26 @@ need a token (``ServerOptions.read_token``); the upstream fall-through
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
-from werkzeug.wsgi import wrap_file
 
 from wheelhouse.errors import UsageError
 from wheelhouse.options import ServerOptions
 from wheelhouse.server.auth import Access, check_token
 from wheelhouse.server.bodies import UploadSlots
 from wheelhouse.server.fallthrough import UpstreamPages
-from wheelhouse.server.hot import (
-    IMMUTABLE,
-    READ_CHECKED,
-    HotPath,
-    PageOptions,
-    answer_metadata,
-    answer_simple,
-    not_modified,
-)
+from wheelhouse.server.files import Blocks, FileCache, answer_download
+from wheelhouse.server.hot import READ_CHECKED, HotPath, PageOptions, answer_simple, not_modified
 from wheelhouse.server.reply import Reply
-from wheelhouse.server.state import IndexState, upload_http_date
+from wheelhouse.server.state import IndexState
 from wheelhouse.server.upload import UploadOptions, handle_upload
 from wheelhouse.server.web import WebContext, register
 from wheelhouse.store.store import Store
 
 log = logging.getLogger(__name__)
-
-# Read and written in 1 MiB blocks when the WSGI server has no sendfile-backed
-# ``wsgi.file_wrapper``: werkzeug's default of 8 KiB costs a Python round trip per block.
-_FILE_BLOCK = 1 << 20
 
 bp = Blueprint("index", __name__)
 
@@ -59,6 +46,7 @@ class ServerContext:
     access: Access
     uploads: UploadOptions
     fallback: UpstreamPages | None
+    files: FileCache
 
 
 def _ctx() -> ServerContext:
@@ -95,42 +83,19 @@ def simple(project: str | None = None) -> Response:
 
 @bp.get("/files/<project>/<filename>")
 def download(project: str, filename: str) -> Response:
+    """The same answer as the hot path's (``wheelhouse.server.files``)."""
     ctx = _ctx()
-    snapshot = ctx.state.current()
-    if filename.endswith(".metadata"):
-        meta = filename[: -len(".metadata")]
-        return _response(answer_metadata(snapshot, ctx.store, project, meta, request.environ))
-    f = snapshot.files.get(filename)
-    if f is None or f.project != project:
-        abort(404)
-    path = ctx.store.file_path(f)
-    try:
-        fh: IO[bytes] = path.open("rb")
-    except OSError as e:
-        log.error("%s is published but unreadable: %s", f.relpath, e)
-        abort(500)
-    size = os.fstat(fh.fileno()).st_size
-    if size != f.size:
-        # Never send bytes that contradict the index: pip and uv would fail on the hash
-        # anyway, and a wrong Content-Length hangs them instead.
-        fh.close()
-        log.error("%s is %d bytes on disk, %d in the catalogue", f.relpath, size, f.size)
-        abort(500)
-    # wrap_file uses the server's wsgi.file_wrapper (sendfile in gunicorn, uWSGI, granian)
-    # when there is one. The Content-Type is fixed: guessing from ".tar.gz" would add
-    # "Content-Encoding: gzip", and clients would then unpack the sdist in transit.
-    resp = Response(
-        wrap_file(request.environ, fh, _FILE_BLOCK),
-        mimetype="application/octet-stream",
-        direct_passthrough=True,
-    )
-    resp.content_length = size
-    resp.headers["ETag"] = f'"{f.sha256}"'
-    resp.headers["Last-Modified"] = upload_http_date(f)
-    resp.headers["Cache-Control"] = IMMUTABLE
-    # Handles Range/If-Range (206, Content-Range, 416), If-None-Match (304) and sets
-    # Accept-Ranges on every GET and HEAD, which uv's range reads and pip's resume rely on.
-    resp.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    got = answer_download(ctx.state.current(), ctx.store, ctx.files, project, filename,
+                          request.environ)
+    # An iterable, never bytes: werkzeug would take the Content-Length from bytes (0 for a
+    # HEAD of a streamed file); it drops the body of a HEAD itself.
+    body: Iterable[bytes] = [got.body]
+    if got.span:
+        body = [] if request.method == "HEAD" else Blocks(got.path, got.span)
+    resp = Response(body, status=got.status, headers=list(got.headers),
+                    direct_passthrough=True)
+    if got.status.startswith("304"):
+        resp.headers.pop("Content-Length", None)
     return resp
 
 
@@ -216,6 +181,7 @@ def create_app(options: ServerOptions) -> Flask:
     pages = PageOptions(
         cache_control=f"{privacy}max-age={max(options.page_max_age, 0)}, must-revalidate"
     )
+    files = FileCache(budget=options.file_cache_bytes)
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,
@@ -228,11 +194,12 @@ def create_app(options: ServerOptions) -> Flask:
                               stall_timeout=options.upload_stall_timeout),
         ),
         fallback=fallback,
+        files=files,
     )
     app.register_blueprint(bp)
     register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages))
     if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
-            app.wsgi_app, state, pages, access=access, fallback=fallback
+            app.wsgi_app, state, pages, access=access, fallback=fallback, files=files
         )
     return app

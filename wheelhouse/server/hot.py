@@ -1,11 +1,12 @@
-"""Answers for the hot, precomputed resources: ``/simple/``, ``/simple/<project>/`` and
-``/files/<project>/<file>.metadata``, with negotiation, redirects and conditional requests.
+"""Answers for the hot, precomputed resources: ``/simple/``, ``/simple/<project>/`` (with
+negotiation, redirects and conditional requests) and, through ``wheelhouse.server.files``,
+``/files/<project>/<file>`` and its ``.metadata``.
 
 The same functions back the Flask views and the WSGI layer (``HotPath``) that answers these
 paths before Flask's routing; Flask's per-request machinery, not Python, limits throughput on
-small cached pages, so skipping it for them is what lets the index approach a static server.
-Everything else falls through to Flask. Names the store does not host go to the optional
-``Fallback`` (the upstream fall-through), never the other way round.
+small cached pages and files, so skipping it for them is what lets the index approach a
+static server. Everything else falls through to Flask. Names the store does not host go to the
+optional ``Fallback`` (the upstream fall-through), never the other way round.
 """
 
 from __future__ import annotations
@@ -21,21 +22,23 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout
 from wheelhouse.server.auth import Access
+from wheelhouse.server.files import (
+    Blocks,
+    Download,
+    FileCache,
+    answer_download,
+    etag_listed,
+    split_files_path,
+)
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.server.state import IndexState, Resource, Snapshot, upload_http_date
+from wheelhouse.server.state import IndexState, Resource, Snapshot
 from wheelhouse.simple import render
 from wheelhouse.simple.render import MediaType
-from wheelhouse.store.model import Kind
-from wheelhouse.store.protocols import StoreReader
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
-
-#: Files and their metadata never change once published (see the store), so clients and
-#: proxies may keep them for as long as they like; this is the value uv documents.
-IMMUTABLE = "max-age=365000000, immutable"
 
 #: Set in the WSGI environ once the read access check passed, so Flask does not repeat it.
 READ_CHECKED = "wheelhouse.read_checked"
@@ -44,22 +47,12 @@ READ_CHECKED = "wheelhouse.read_checked"
 # -- conditional requests ---------------------------------------------------------------------
 
 
-def _etag_listed(if_none_match: str, etag: str) -> bool:
-    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): ``W/`` is ignored."""
-    if if_none_match.strip() == "*":
-        return True
-    wanted = etag.removeprefix("W/")
-    return any(
-        candidate.strip().removeprefix("W/") == wanted for candidate in if_none_match.split(",")
-    )
-
-
 def not_modified(environ: WSGIEnvironment, etag: str, last_modified: str) -> bool:
     """True when the client's copy is current. If-Modified-Since counts only without
     If-None-Match, as RFC 9110 §13.2.2 orders."""
     inm = environ.get("HTTP_IF_NONE_MATCH")
     if inm is not None:
-        return _etag_listed(inm, etag)
+        return etag_listed(inm, etag)
     ims = environ.get("HTTP_IF_MODIFIED_SINCE")
     if ims:
         try:
@@ -215,56 +208,6 @@ def answer_simple(
     return _page_reply(environ, resource, options)
 
 
-# -- core metadata (PEP 658) ------------------------------------------------------------------
-
-
-def answer_metadata(
-    snapshot: Snapshot, store: StoreReader, project: str, filename: str, environ: WSGIEnvironment
-) -> Reply:
-    """The METADATA of a published wheel, exactly as its hash on the index says."""
-    f = snapshot.files.get(filename)
-    if (
-        f is None
-        or f.project != project
-        or f.kind is not Kind.WHEEL
-        or f.metadata_sha256 is None
-    ):
-        return _not_found(f"no metadata for {project}/{filename}")
-    etag = f'"{f.metadata_sha256}"'
-    last_modified = upload_http_date(f)
-    validators = (("ETag", etag), ("Cache-Control", IMMUTABLE))
-    if not_modified(environ, etag, last_modified):
-        return Reply(status="304 Not Modified", headers=validators)
-    try:
-        body = store.metadata_path(f).read_bytes()
-    except OSError as e:
-        # The catalogue advertises it, so a missing file is the server's fault, not a 404.
-        log.error("metadata of %s is listed but unreadable: %s", f.relpath, e)
-        return text_reply("500 Internal Server Error", f"cannot read the metadata of {filename}")
-    return Reply(
-        status="200 OK",
-        headers=(
-            # octet-stream: the exact bytes matter (pip checks the hash), so no proxy should
-            # think it may transcode or compress them.
-            ("Content-Type", "application/octet-stream"),
-            ("Content-Length", str(len(body))),
-            ("Last-Modified", last_modified),
-            *validators,
-        ),
-        body=body,
-    )
-
-
-def split_metadata_path(path: str) -> tuple[str, str] | None:
-    """``/files/<project>/<file>.metadata`` → (project, file); None for anything else."""
-    if not path.startswith("/files/") or not path.endswith(".metadata"):
-        return None
-    project, _, rest = path[len("/files/"):].partition("/")
-    if not project or not rest or "/" in rest:
-        return None
-    return project, rest[: -len(".metadata")]
-
-
 # -- the WSGI layer ---------------------------------------------------------------------------
 
 
@@ -283,36 +226,46 @@ class HotPath:
         *,
         access: Access | None = None,
         fallback: Fallback | None = None,
+        files: FileCache | None = None,
     ) -> None:
         self.app = app
         self.state = state
         self.options = options
         self.access = access or Access()
         self.fallback = fallback
+        self.files = files or FileCache()
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
-            reply = self.access.read_denied(environ)
+            reply: Reply | Download | None = self.access.read_denied(environ)
             if reply is None:
                 environ[READ_CHECKED] = True
                 reply = self._answer(environ)
             if reply is not None:
+                body: Iterable[bytes] = [] if method == "HEAD" else [reply.body]
+                if method != "HEAD" and isinstance(reply, Download) and reply.span:
+                    try:
+                        body = Blocks(reply.path, reply.span)
+                    except OSError as e:
+                        log.error("%s is published but unreadable: %s", reply.path, e)
+                        reply = text_reply("500 Internal Server Error", "cannot read the file")
+                        body = [reply.body]
                 start_response(reply.status, list(reply.headers))
-                return [] if method == "HEAD" else [reply.body]
+                return body
         return self.app(environ, start_response)
 
-    def _answer(self, environ: WSGIEnvironment) -> Reply | None:
+    def _answer(self, environ: WSGIEnvironment) -> Reply | Download | None:
         path = environ.get("PATH_INFO", "")
+        if path.startswith("/files/"):
+            text = _wsgi_path(environ)
+            parts = split_files_path(text) if text is not None else None
+            if parts is None:
+                return None
+            return answer_download(self.state.current(), self.state.store, self.files,
+                                   parts[0], parts[1], environ)
         if path.startswith("/simple"):
             return answer_simple(self.state.current(), environ, self.options, self.fallback)
-        if path.endswith(".metadata"):
-            text = _wsgi_path(environ)
-            parts = split_metadata_path(text) if text is not None else None
-            if parts is not None:
-                return answer_metadata(
-                    self.state.current(), self.state.store, parts[0], parts[1], environ
-                )
         return None

@@ -3,7 +3,8 @@ process per worker): ``serve_production``, and ``app_from_env`` for granian's ow
 
 Each worker builds its own app (catalogue connection, rendered snapshot) after the fork, so no
 SQLite connection crosses a process boundary. granian has no ``wsgi.file_wrapper``, so
-downloads are read through Python in 1 MiB blocks (see ``app.download``).
+downloads are answered from memory (small files) or read through Python in 1 MiB blocks (see
+``wheelhouse.server.files``).
 """
 
 from __future__ import annotations

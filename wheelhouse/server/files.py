@@ -1,0 +1,296 @@
+"""Downloads of published files and their ``.metadata``: validators, conditional requests and
+single byte ranges, answered as nginx answers them for ``wheelhouse export`` of the same store,
+and the bytes of small files kept in memory.
+
+Both servers make the same answer from the same facts: the file's size and modification time
+(the export hard-links store files or copies them with their mtime). The ETag is nginx's
+``"<mtime hex>-<size hex>"``, a strong validator here because published files are never
+rewritten in place, and Last-Modified is the mtime. Conditional requests follow RFC 9110
+§13.2.2: If-None-Match (weak comparison), else If-Modified-Since, before Range, so a current
+copy gets 304, not 206. One satisfiable range gets 206 with Content-Range; none gets 416; a
+Range of several (which nginx.conf also ignores, ``max_ranges 1``) or of another unit gets the
+whole file. If-Range needs the exact ETag or Last-Modified. Accept-Ranges is on 200s only.
+
+``FileCache`` keeps what each file's answer needs (one ``fstat`` per file per process, not per
+request) and the bytes of files up to ``max_file`` bytes, within ``budget`` bytes per process;
+larger files, and files beyond the budget, are read from disk in blocks for each request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from email.utils import formatdate, parsedate_to_datetime
+from typing import TYPE_CHECKING, BinaryIO
+
+from wheelhouse.server.reply import Headers, text_reply
+from wheelhouse.server.state import Snapshot
+from wheelhouse.store.model import Kind
+from wheelhouse.store.protocols import StoreReader
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+#: Files and their metadata never change once published (see the store), so clients and
+#: proxies may keep them for as long as they like; this is the value uv documents.
+IMMUTABLE = "max-age=365000000, immutable"
+
+#: Read and written in 1 MiB blocks: the WSGI server (granian) has no sendfile-backed
+#: ``wsgi.file_wrapper``, and small blocks cost a Python round trip each.
+BLOCK = 1 << 20
+
+#: Defaults of ``FileCache``: wheels up to 1 MiB kept, 64 MiB per worker process.
+MAX_CACHED_FILE = 1 << 20
+DEFAULT_BUDGET = 64 << 20
+
+_OCTET = ("Content-Type", "application/octet-stream")
+
+
+def etag_listed(header: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison (RFC 9110 §13.1.2): ``W/`` is ignored."""
+    if header.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == wanted for candidate in header.split(","))
+
+
+def _not_later(last_modified: float, header: str) -> bool:
+    try:
+        return last_modified <= parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file as every answer about it needs it. ``body`` is None when it is not kept."""
+
+    path: str
+    size: int
+    mtime: int
+    etag: str
+    last_modified: str
+    validators: Headers
+    body: bytes | None
+
+
+class FileCache:
+    """What each published file's answers need, by its path and content hash (thread-safe:
+    two threads filling the same entry store equal values)."""
+
+    def __init__(self, budget: int = DEFAULT_BUDGET, max_file: int = MAX_CACHED_FILE) -> None:
+        self.budget = max(budget, 0)
+        self.max_file = max_file
+        self.used = 0
+        self._entries: dict[tuple[str, str | None], Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str | None]) -> Entry | None:
+        return self._entries.get(key)
+
+    def entry(self, key: tuple[str, str | None], path: str, expected_size: int | None) -> Entry:
+        """The entry ``key`` (name, content hash) of the file at ``path``, made if missing.
+        Raises OSError when it cannot be read, ValueError when its size is not
+        ``expected_size`` (the catalogue's)."""
+        found = self._entries.get(key)
+        if found is not None:
+            return found
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if expected_size is not None and st.st_size != expected_size:
+                raise ValueError(f"{st.st_size} bytes on disk, {expected_size} in the catalogue")
+            keep = st.st_size <= self.max_file and self.used + st.st_size <= self.budget
+            body = fh.read() if keep else None
+        if body is not None and len(body) != st.st_size:
+            raise ValueError(f"read {len(body)} of {st.st_size} bytes")
+        mtime = int(st.st_mtime)
+        etag = f'"{mtime:x}-{st.st_size:x}"'
+        last_modified = formatdate(mtime, usegmt=True)
+        made = Entry(path=path, size=st.st_size, mtime=mtime, etag=etag,
+                     last_modified=last_modified, body=body,
+                     validators=(("ETag", etag), ("Last-Modified", last_modified),
+                                 ("Cache-Control", IMMUTABLE)))
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                return found
+            if body is not None and self.used + len(body) > self.budget:
+                # Another thread filled the budget meanwhile: keep what answers need only.
+                made = replace(made, body=None)
+            self._entries[key] = made
+            if made.body is not None:
+                self.used += len(made.body)
+        return made
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Download:
+    """A file's answer: ``body`` (bytes in memory) or ``span`` (offset and length to read
+    from ``entry.path``); a HEAD answer sends neither."""
+
+    status: str
+    headers: Headers
+    body: bytes = b""
+    span: tuple[int, int] | None = None
+    path: str = ""
+
+
+def _range(header: str, size: int) -> tuple[int, int] | bool | None:
+    """(start, stop) of one satisfiable range; False: unsatisfiable or malformed (416); None:
+    ignore the header and send the whole file (another unit, several ranges)."""
+    unit, eq, spec = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes":
+        return None
+    if "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or not (_digits(first) or (not first and _digits(last))) or (
+            last and not _digits(last)):
+        return False
+    if not first:  # the last N bytes
+        n = int(last)
+        start, stop = max(size - n, 0), size
+        return (start, stop) if n > 0 and start < stop else False
+    start = int(first)
+    stop = min(int(last) + 1, size) if last else size
+    return (start, stop) if start < stop else False
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _if_range_holds(header: str, entry: Entry) -> bool:
+    header = header.strip()
+    if header.startswith(('"', "W/")):
+        return header == entry.etag
+    try:
+        return parsedate_to_datetime(header).timestamp() == entry.mtime
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def answer_file(entry: Entry, environ: WSGIEnvironment) -> Download:
+    """The answer to a GET or HEAD of the file ``entry`` describes."""
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm is not None:
+        current = etag_listed(inm, entry.etag)
+    else:
+        ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+        current = ims is not None and _not_later(entry.mtime, ims)
+    if current:
+        return Download(status="304 Not Modified", headers=entry.validators)
+    size = entry.size
+    rng = environ.get("HTTP_RANGE")
+    chosen = _range(rng, size) if rng and size else None
+    if chosen is not None:
+        if_range = environ.get("HTTP_IF_RANGE")
+        if if_range is not None and not _if_range_holds(if_range, entry):
+            chosen = None
+    if chosen is False:
+        return _unsatisfiable(size)
+    if isinstance(chosen, tuple):
+        start, stop = chosen
+        headers = (_OCTET, ("Content-Length", str(stop - start)), *entry.validators,
+                   ("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
+        if entry.body is not None:
+            return Download(status="206 Partial Content", headers=headers,
+                            body=entry.body[start:stop])
+        return Download(status="206 Partial Content", headers=headers,
+                        span=(start, stop - start), path=entry.path)
+    headers = (_OCTET, ("Content-Length", str(size)), *entry.validators,
+               ("Accept-Ranges", "bytes"))
+    if entry.body is not None:
+        return Download(status="200 OK", headers=headers, body=entry.body)
+    return Download(status="200 OK", headers=headers, span=(0, size), path=entry.path)
+
+
+def _unsatisfiable(size: int) -> Download:
+    reply = text_reply("416 Range Not Satisfiable", f"no byte range of the {size} there is",
+                       ("Content-Range", f"bytes */{size}"))
+    return Download(status=reply.status, headers=reply.headers, body=reply.body)
+
+
+def unreadable(what: str) -> Download:
+    # The catalogue lists it, so a missing or wrong file is the server's fault, not a 404.
+    reply = text_reply("500 Internal Server Error", f"cannot read {what}")
+    return Download(status=reply.status, headers=reply.headers, body=reply.body)
+
+
+class Blocks:
+    """The bytes ``span`` of the file at ``path``, read in blocks as the server sends them;
+    the file is open only while it is being sent (``close``, as WSGI asks, ends it)."""
+
+    def __init__(self, path: str, span: tuple[int, int]) -> None:
+        self._fh: BinaryIO | None = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._offset, self._left = span
+
+    def __iter__(self) -> Iterator[bytes]:
+        fh = self._fh
+        if fh is None:
+            return
+        fh.seek(self._offset)
+        while self._left > 0:
+            block = fh.read(min(BLOCK, self._left))
+            if not block:
+                # Shorter than fstat said: stop; the client sees a short body, not a hang.
+                log.error("%s ended %d bytes early", fh.name, self._left)
+                return
+            self._left -= len(block)
+            yield block
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def split_files_path(path: str) -> tuple[str, str] | None:
+    """``/files/<project>/<file>`` → (project, file); None for anything else."""
+    if not path.startswith("/files/"):
+        return None
+    project, _, name = path[len("/files/"):].partition("/")
+    if not project or not name or "/" in name:
+        return None
+    return project, name
+
+
+def answer_download(
+    snapshot: Snapshot, store: StoreReader, cache: FileCache, project: str, filename: str,
+    environ: WSGIEnvironment,
+) -> Download:
+    """The answer for ``/files/<project>/<filename>``: a published file, or the METADATA of
+    a published wheel (``<file>.metadata``, exactly as its hash on the index says)."""
+    metadata = filename.endswith(".metadata")
+    name = filename[: -len(".metadata")] if metadata else filename
+    f = snapshot.files.get(name)
+    if (
+        f is None
+        or f.project != project
+        or (metadata and (f.kind is not Kind.WHEEL or f.metadata_sha256 is None))
+    ):
+        what = "metadata" if metadata else "file"
+        reply = text_reply("404 Not Found", f"no {what} {project}/{name} in this index",
+                           ("Cache-Control", "max-age=0, must-revalidate"))
+        return Download(status=reply.status, headers=reply.headers, body=reply.body)
+    # Keyed by the name and the content's hash: a file removed and published again with
+    # other bytes is another entry. The path is made only on a miss (pathlib is slow).
+    key = (filename, f.metadata_sha256 if metadata else f.sha256)
+    entry = cache.get(key)
+    if entry is not None:
+        return answer_file(entry, environ)
+    path = store.metadata_path(f) if metadata else store.file_path(f)
+    try:
+        entry = cache.entry(key, str(path), None if metadata else f.size)
+    except (OSError, ValueError) as e:
+        # Never send bytes that contradict the index: pip and uv would fail on the hash
+        # anyway, and a wrong Content-Length hangs them instead.
+        log.error("%s is published but unreadable: %s", path, e)
+        return unreadable(filename)
+    return answer_file(entry, environ)
