@@ -7,6 +7,7 @@ engine).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
@@ -89,8 +90,15 @@ class Builders:
         self.settings = settings
         self.index_url = index_url
         self._container: ContainerBuilder | None = None
+        self._guard = threading.Lock()
 
     def container(self) -> Builder:
+        # Targets side by side ask at once: one ContainerBuilder, or the containers of a
+        # second one would never be closed.
+        with self._guard:
+            return self._make_container()
+
+    def _make_container(self) -> Builder:
         if self._container is None:
             from wheelhouse.builder.container import ContainerBuilder, passthrough_environment
             from wheelhouse.builder.engine import ContainerOptions
