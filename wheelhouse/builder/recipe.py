@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from wheelhouse.builder.repair import (
+    NO_LIBC,
     check_fits,
     grafted_libraries,
     is_pure,
@@ -163,6 +164,14 @@ def _build(
         repair_command(recipe.auditwheel, inner, paths.repaired, package.auditwheel_exclude),
         log=None, env=env, timeout=timeout,
     )
+    if repair.returncode != 0 and NO_LIBC in repair.output:
+        log.write(repair.output + "# wheelhouse: no extension names its libc; repairing with "
+                  "the builder image's AUDITWHEEL_PLAT\n")
+        repair = recipe.runner.run(
+            repair_command(recipe.auditwheel, inner, paths.repaired,
+                           package.auditwheel_exclude, image_plat=True),
+            log=None, env=env, timeout=timeout,
+        )
     log.write(f"$ {' '.join(repair_command(recipe.auditwheel, inner, paths.repaired, ()))}\n"
               + repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
                                  else ""))
