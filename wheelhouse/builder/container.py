@@ -41,7 +41,6 @@ from wheelhouse.builder.engine import (
 )
 from wheelhouse.builder.interpreters import Found, probe_script
 from wheelhouse.builder.interpreters import choose as choose_interpreter
-from wheelhouse.builder.local import link_all
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
 from wheelhouse.builder.sdist import source_root
 from wheelhouse.builder.smoke import (
@@ -229,13 +228,12 @@ class ContainerBuilder:
                 "image with the target's Python and no compiler)")
         running = self._start("check", target, image)
         job = f"/wheelhouse/check/{uuid.uuid4().hex[:12]}"
-        running.container.exec_output(f"mkdir -p {job}")
         try:
             with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as tmp:
-                link_all([*available, wheel], Path(tmp) / "wheels")
                 (Path(tmp) / "check.py").write_text(CHECK_SCRIPT, encoding="utf-8")
-                running.container.copy_in(Path(tmp) / "wheels", f"{job}/wheels")
-                running.container.copy_in(Path(tmp) / "check.py", f"{job}/check.py")
+                files = {f"wheels/{w.name}": w for w in [*available, wheel]}
+                running.container.send({**files, "check.py": Path(tmp) / "check.py"},
+                                       f"mkdir -p {job}/wheels && tar -xf - -C {job}")
             runner = ContainerRunner(running.container, {"PIP_NO_CACHE_DIR": "1"})
             return check_wheel(
                 runner, python=running.python,
@@ -283,21 +281,23 @@ class ContainerWorkspace:
         stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
         job = f"/wheelhouse/builder/{stem}"
         q = shlex.quote(job)
-        self.container.exec_output(f"rm -rf {q} && mkdir -p {q}/src {q}/deps {q}/dist "
-                                   f"{q}/repaired")
+        # One exec sends the sdist and the build requirements' wheels and unpacks the sdist.
+        files = {sdist.name: sdist}
+        if build_deps is not None:
+            files |= {f"deps/{w.name}": w for w in sorted(build_deps.glob("*.whl"))}
+        archive = shlex.quote(f"{job}/{sdist.name}")
+        unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
+                  if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
         try:
-            self.container.copy_in(sdist, f"{job}/{sdist.name}")
-            if build_deps is not None:
-                for wheel in sorted(build_deps.glob("*.whl")):
-                    self.container.copy_in(wheel, f"{job}/deps/{wheel.name}")
-                    self._copied.add(wheel.name)
-            archive = shlex.quote(f"{job}/{sdist.name}")
-            unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
-                      if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
-            try:
-                self.container.exec_output(unpack)
-            except EngineError:
+            self.container.send(files, f"rm -rf {q} && mkdir -p {q}/src {q}/deps {q}/dist "
+                                       f"{q}/repaired && tar -xf - -C {q} && {{ {unpack} || "
+                                       f"{{ echo 'wheelhouse: cannot unpack' >&2; exit 97; }}; }}")
+            self._copied |= {w.name for w in (build_deps.glob("*.whl") if build_deps else ())}
+        except EngineError as e:
+            if "wheelhouse: cannot unpack" in str(e):
                 raise BuildFailed(f"{sdist.name} cannot be unpacked in the container") from None
+            raise
+        try:
             root = source_root(sdist)
             yield Paths(source=f"{job}/src/{root}" if root else f"{job}/src",
                         deps=f"{job}/deps" if build_deps is not None else None,
@@ -308,10 +308,10 @@ class ContainerWorkspace:
 
     def add_deps(self, wheels: Path, paths: Paths) -> None:
         assert paths.deps is not None
-        for wheel in sorted(wheels.glob("*.whl")):
-            if wheel.name not in self._copied:
-                self.container.copy_in(wheel, f"{paths.deps}/{wheel.name}")
-                self._copied.add(wheel.name)
+        new = {w.name: w for w in sorted(wheels.glob("*.whl")) if w.name not in self._copied}
+        if new:
+            self.container.send(new, f"tar -xf - -C {shlex.quote(paths.deps)}")
+            self._copied |= set(new)
 
     def collect(self, directory: str, into: Path) -> list[Path]:
         self.container.copy_out(directory, into)
