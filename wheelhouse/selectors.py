@@ -62,6 +62,8 @@ def key_kind(key: str, *, setting: str = "engines") -> str:
         parse_target(key)
     except TargetError:
         raise ConfigError(
+            f"{setting} {key}: {key!r} is not an architecture, a platform or a target"
+            if setting.startswith("--") else
             f"{setting}.{key}: {key!r} is not an architecture, a platform or a target",
             hint="key it by an architecture (aarch64), a platform (musllinux_aarch64) or a "
             "target glob (cp31*-manylinux_x86_64); `wheelhouse targets` lists them") from None

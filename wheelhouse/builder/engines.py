@@ -62,6 +62,8 @@ class Engines:
         self.rules = parse_engines(program, table)
         self._archs: dict[Engine, str] = {}
         self._loaded: dict[tuple[Engine, str], str] = {}
+        #: engines that did not answer ``describe`` (asked once for a listing).
+        self._silent: set[Engine] = set()
         self._guard = threading.Lock()
         self.notes: list[str] = []
 
@@ -99,9 +101,15 @@ class Engines:
         """``default, native`` or ``ssh://arm (aarch64), emulated``; without asking an engine
         that does not answer more than once."""
         engine = self.for_target(target)
-        try:
-            arch = self.arch(engine)
-        except EngineError:
+        if engine in self._silent:
+            arch = None
+        else:
+            try:
+                arch = self.arch(engine)
+            except EngineError:
+                self._silent.add(engine)
+                arch = None
+        if arch is None:
             if not engine.is_default:
                 return f"{engine.name}, not answering"
             arch = host_arch()
