@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import wheelhouse
 from wheelhouse.builder.builders import Builders
-from wheelhouse.builder.engine import Engine
+from wheelhouse.builder.engine import CONTAINER_CA, Container, ContainerOptions, Engine
 from wheelhouse.builder.engines import Engines
 from wheelhouse.config import load_settings
 from wheelhouse.errors import ConfigError, EngineError
@@ -34,6 +34,7 @@ case "$1" in
   image) [ -e "$file" ] && cat "$file" || { echo "No such image: $last" >&2; exit 1; };;
   save) [ -e "$file" ] && echo "$last" || exit 1;;
   load) read -r image; echo sha256:loaded > "$FAKE_STATE/$engine/$(echo "$image" | tr '/:' '__')";;
+  create|start|exec|cp|rm) ;;
   *) exit 3;;
 esac
 """
@@ -152,3 +153,18 @@ def test_targets_shows_the_engine_of_each_target(tmp_path: Path) -> None:
     rows = {r["target"]: r["engine"] for r in json.loads(res.stdout)}
     assert rows["cp311-musllinux_aarch64"] == f"unix://{tmp_path}/none.sock, not answering"
     assert rows["cp311-manylinux_aarch64"].startswith("default, ")
+
+
+@pytest.mark.parametrize(("spec", "mounted"), [(None, True), ("unix:///x.sock", True),
+                                               ("ssh://arm", False), ("arm", False)])
+def test_the_ca_bundle_is_copied_where_a_mount_would_name_another_machine(
+    fake_docker: tuple[str, Path, Path], tmp_path: Path, spec: str | None, mounted: bool
+) -> None:
+    program, _, log = fake_docker
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    options = ContainerOptions(engine=Engine(program=program, spec=spec), ca_bundle=ca)
+    Container(image="img:local", options=options, label="build-x").close()
+    calls = log.read_text()
+    assert (f"{ca}:{CONTAINER_CA}:ro" in calls) is mounted
+    assert (f"cp {ca} " in calls) is not mounted

@@ -164,13 +164,22 @@ class Container:
             cmd += ["--memory", options.memory]
         if options.cpus:
             cmd += ["--cpus", str(options.cpus)]
-        if options.ca_bundle is not None:
+        # A bind mount names a path on the engine's machine: only ours when it runs here.
+        mount_ca = options.ca_bundle is not None and self.engine.on_this_machine
+        if options.ca_bundle is not None and mount_ca:
             cmd += ["--volume", f"{options.ca_bundle.resolve()}:{CONTAINER_CA}:ro"]
         for spec in volumes:  # named volumes only (the compile cache), never host paths
             cmd += ["--volume", spec]
         cmd += [image, "sh", "-c", "while sleep 3600; do :; done"]
         self._run(cmd, what=f"create a container from {image}")
         self._run(self.engine.command("start", self.name), what=f"start {self.name}")
+        if options.ca_bundle is not None and not mount_ca:
+            try:
+                self.exec_output(f"mkdir -p {Path(CONTAINER_CA).parent}")
+                self.copy_in(options.ca_bundle.resolve(), CONTAINER_CA)
+            except BaseException:
+                self.close()
+                raise
 
     def _run(self, cmd: Sequence[str], *, what: str) -> str:
         done = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
