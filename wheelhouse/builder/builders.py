@@ -142,11 +142,6 @@ class Builders:
             return "-"
         return self.engines.describe(target)
 
-    def check_engines(self, targets: Sequence[Target]) -> None:
-        """Every engine the settings name for these targets answers; else EngineError
-        naming the setting and the engine."""
-        self.engines.check(targets)
-
     def notes(self) -> list[str]:
         """What the run should say about its engines and caches: images loaded into other
         engines, the compile cache's hits."""

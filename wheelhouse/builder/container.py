@@ -96,9 +96,8 @@ class ContainerBuilder:
         how = f"{engine.program} {self.image_for(target) or '(no image)'}"
         if not engine.is_default:
             how += f" on the engine {engine.name}"
-        try:
-            arch = self.engines.arch(engine)
-        except EngineError:
+        arch = self.engines.answered_arch(engine)
+        if arch is None:
             return how
         if target.arch != arch:
             how += f", under QEMU emulation on {arch}"

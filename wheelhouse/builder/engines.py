@@ -65,6 +65,7 @@ class Engines:
         #: engines that did not answer ``describe`` (asked once for a listing).
         self._silent: set[Engine] = set()
         self._guard = threading.Lock()
+        self._loading = threading.Lock()
         self.notes: list[str] = []
 
     def rule_for(self, target: Target) -> Rule | None:
@@ -97,18 +98,21 @@ class Engines:
         for engine in dict.fromkeys(self.for_target(t) for t in targets if self.named(t)):
             self.arch(engine)
 
-    def describe(self, target: Target) -> str:
-        """``default, native`` or ``ssh://arm (aarch64), emulated``; without asking an engine
-        that does not answer more than once."""
-        engine = self.for_target(target)
+    def answered_arch(self, engine: Engine) -> str | None:
+        """The engine's architecture, or None when it does not answer; an engine that did
+        not answer is not asked again (listings describe many targets)."""
         if engine in self._silent:
-            arch = None
-        else:
-            try:
-                arch = self.arch(engine)
-            except EngineError:
-                self._silent.add(engine)
-                arch = None
+            return None
+        try:
+            return self.arch(engine)
+        except EngineError:
+            self._silent.add(engine)
+            return None
+
+    def describe(self, target: Target) -> str:
+        """``default, native`` or ``ssh://arm, emulated on x86_64``."""
+        engine = self.for_target(target)
+        arch = self.answered_arch(engine)
         if arch is None:
             if not engine.is_default:
                 return f"{engine.name}, not answering"
@@ -122,7 +126,7 @@ class Engines:
         found = image_id(engine, image)
         if found is not None or engine.is_default:
             return found or image_exists(engine, image)
-        with self._guard:
+        with self._loading:  # one load at a time; asking engines goes on meanwhile
             key = (engine, image)
             if key not in self._loaded:
                 self._loaded[key] = self._transfer(engine, image)
