@@ -89,6 +89,10 @@ def test_the_most_specific_key_names_the_engine() -> None:
     x86 = parse_target("cp311-manylinux_x86_64")
     assert engines.for_target(x86).is_default and not engines.named(x86)
     assert engines.setting(Engine(spec="musl-arm")) == "engines.musllinux_aarch64"
+    # "default" sends a narrower key back to the default engine.
+    engines = Engines("docker", {"aarch64": "ssh://arm", "cp314t-*": "default"})
+    assert engines.for_target(parse_target("cp314t-manylinux_aarch64")).is_default
+    assert engines.for_target(parse_target("cp314-manylinux_aarch64")).spec == "ssh://arm"
 
 
 def test_a_target_named_for_an_engine_builds_there_not_on_this_machine() -> None:
