@@ -116,8 +116,12 @@ def _engines(key: str, v: Any) -> dict[str, str]:
     from wheelhouse.selectors import key_kind
 
     table = _str_map(key, v)
-    for name in table:
+    for name, engine in table.items():
         key_kind(name)
+        if not engine.strip():
+            raise ConfigError(f"{key}.{name}: an engine cannot be empty",
+                              hint="unix:///PATH.sock, tcp://HOST:PORT, ssh://HOST or a "
+                              "`docker context ls` name; leave the key out for the default")
     return table
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Iterable
+from typing import Literal
 
 from wheelhouse import platforms as pf
 from wheelhouse.errors import ConfigError, TargetError
@@ -47,7 +48,11 @@ def select_targets(selectors: Iterable[str], skip: Iterable[str] = ()) -> list[s
     return kept
 
 
-def key_kind(key: str, *, setting: str = "engines") -> str:
+#: what a per-target settings key names.
+KeyKind = Literal["arch", "platform", "target"]
+
+
+def key_kind(key: str, *, setting: str = "engines") -> KeyKind:
     """What a per-target settings key names: ``arch`` (``aarch64``), ``platform``
     (``musllinux_aarch64``) or ``target`` (an identifier or a glob over the known ones);
     raises ConfigError naming ``setting.key`` when it names nothing wheelhouse knows."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from wheelhouse.builder.engine import Engine, check_engine, image_exists, image_id
 from wheelhouse.errors import ConfigError, EngineError
-from wheelhouse.selectors import key_kind
+from wheelhouse.selectors import KeyKind, key_kind
 from wheelhouse.targets import Target, host_arch
 
 #: how long loading one image into another engine may take.
@@ -25,8 +25,10 @@ TRANSFER_TIMEOUT = 1800
 
 @dataclass(frozen=True, kw_only=True)
 class Rule:
+    """One ``engines`` entry: which targets its key matches, and their engine."""
+
     key: str
-    kind: str
+    kind: KeyKind
     engine: Engine
 
     def matches(self, target: Target) -> bool:
