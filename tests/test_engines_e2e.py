@@ -1,15 +1,19 @@
 """Issue 18, point 4, end to end: a second Docker engine (a second dockerd on its own unix
 socket) named for aarch64 builds that platform's wheels while the default engine builds the
 x86_64 ones, in one `wheelhouse build`; the builder images it lacks are loaded into it from
-the default engine, and the provenance says which engine built what."""
+the default engine, and the provenance says which engine built what. A build interrupted
+there leaves no container on it."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import emulation_ready, engine_ready, wheelhouse
+from tests.conftest import clean_env, emulation_ready, engine_ready, wheelhouse
 
 pytestmark = [pytest.mark.container, pytest.mark.network, pytest.mark.slow,
               pytest.mark.emulation]
@@ -68,7 +72,7 @@ def _stop_dockerd(proc: subprocess.Popen[bytes], host: str, root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def second_engine() -> Iterator[str]:
     """A second dockerd of its own (data, exec root, pid file, containerd) on a unix socket
     only: no TCP, no bridge, no iptables; stopped and removed whatever the test did."""
@@ -164,3 +168,72 @@ def test_a_named_engine_builds_its_platform_and_the_default_the_others(
     assert by_arch["aarch64"]["engine"] == host
     assert by_arch["x86_64"]["engine"] == "default"
     assert by_arch["aarch64"]["target"] == ON_SECOND
+
+
+def _hanging_sdist(out: Path) -> Path:
+    """An sdist whose build never ends, anywhere."""
+    sdist = out / "whsleep-1.0.0.tar.gz"
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
+                          'build-backend = "setuptools.build_meta"\n'
+                          '[project]\nname = "whsleep"\nversion = "1.0.0"\n',
+        "setup.py": "import time\ntime.sleep(10**6)\n",
+    }
+    with tarfile.open(sdist, "w:gz") as tf:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"whsleep-1.0.0/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return sdist
+
+
+def test_b_interrupted_builds_leave_no_container_on_the_named_engine(
+    second_engine: str, images_config: Path, tmp_path: Path
+) -> None:
+    """SIGTERM removes the container on the engine it runs on; after SIGKILL, the next run
+    on that engine removes what the dead process left there."""
+    from wheelhouse.builder.engine import Engine, prune_stopped
+
+    host = second_engine
+
+    def builders() -> set[str]:
+        return set(subprocess.run(
+            ["docker", "--host", host, "ps", "-aq", "--filter", "label=org.wheelhouse.builder"],
+            capture_output=True, text=True, check=True).stdout.split())
+
+    links = tmp_path / "links"
+    links.mkdir()
+    _hanging_sdist(links)
+    reqs = tmp_path / "r.txt"
+    reqs.write_text(f"--find-links {links}\nwhsleep==1.0.0\n")
+    config = tmp_path / "wheelhouse.toml"
+    config.write_text(images_config.read_text()
+                      + f'[tool.wheelhouse.engines]\naarch64 = "{host}"\n')
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wheelhouse", "build", str(reqs), "--store",
+             str(tmp_path / f"store-{sig.name}"), "--config", str(config),
+             "--target", ON_SECOND],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 600
+            while not builders() and time.monotonic() < deadline:
+                assert proc.poll() is None, "the build ended before it hung"
+                time.sleep(0.5)
+            time.sleep(3)
+            started = builders()
+            assert started, "the build started no container on the named engine"
+            proc.send_signal(sig)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 130
+            assert not builders() & started, "SIGTERM left the container on the named engine"
+        else:
+            assert builders() & started, "SIGKILL cannot clean up"
+            prune_stopped(Engine(spec=host))
+            assert not builders() & started, "the orphan was not reaped on its engine"
