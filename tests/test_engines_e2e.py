@@ -136,7 +136,7 @@ def test_a_named_engine_builds_its_platform_and_the_default_the_others(
     began = time.time() - 1
     run = wheelhouse("build", str(reqs), "--store", str(store), "--config", str(config),
                      "--target", ON_SECOND, "--target", ON_DEFAULT, "--jobs", "2",
-                     timeout=1800)
+                     "--report", str(tmp_path / "report.json"), timeout=1800)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     # Only the aarch64 images were loaded into the second engine, and the run said so.
     assert (f"loaded wheelhouse/builder-manylinux_aarch64:local into the engine {host}"
@@ -168,6 +168,11 @@ def test_a_named_engine_builds_its_platform_and_the_default_the_others(
     assert by_arch["aarch64"]["engine"] == host
     assert by_arch["x86_64"]["engine"] == "default"
     assert by_arch["aarch64"]["target"] == ON_SECOND
+    # ... and so does the build report.
+    report = json.loads((tmp_path / "report.json").read_text())
+    engines_built = {r["target"]: r["engine"] for r in report["results"]
+                     if r["project"] == "whdemo-ext" and r["status"] == "built"}
+    assert engines_built == {ON_SECOND: host, ON_DEFAULT: "default"}, report["results"]
 
 
 def _hanging_sdist(out: Path) -> Path:
