@@ -156,10 +156,9 @@ class Container:
         self.options = options
         self.engine = options.engine
         self.name = f"wheelhouse-{label}-{uuid.uuid4().hex[:8]}"
-        cmd = self.engine.command("create", "--pull=never", "--name", self.name)
-        cmd += [
-               "--network", options.network, "--label", "org.wheelhouse.builder=1",
-               "--label", f"{OWNER_LABEL}={owner()}"]
+        cmd = self.engine.command(
+            "create", "--pull=never", "--name", self.name, "--network", options.network,
+            "--label", "org.wheelhouse.builder=1", "--label", f"{OWNER_LABEL}={owner()}")
         if options.memory:
             cmd += ["--memory", options.memory]
         if options.cpus:
