@@ -41,6 +41,9 @@ class BuiltWheel:
     seconds: float = 0.0
     #: where the recipe's time went: ``build`` (the backend), ``repair`` (auditwheel).
     phases: Mapping[str, float] = field(default_factory=dict)
+    #: the container engine that built it (``default`` or the one named for the target;
+    #: None: built on this machine without one).
+    engine: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

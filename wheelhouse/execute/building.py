@@ -309,6 +309,7 @@ class Building:
             "sdist": inputs.sdist.name, "sdist_sha256": inputs.sdist_sha256,
             "sdist_url": step.candidate.url if step.candidate else None,
             "builder": inputs.builder.identity(target), "target": target.identifier,
+            "engine": built.engine,
             "auditwheel": dict(built.report), "grafted": list(built.grafted),
             "seconds": round(built.seconds, 1), "log": log_file.relative,
             "checked": package.test != "",
