@@ -1,0 +1,156 @@
+"""A shared store for real: the bytes in an S3 bucket (SeaweedFS), the catalogue and the build
+ledger in PostgreSQL, both started by the session fixtures (tests/services.py). No mocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import SharedStore, wheelhouse
+from tests.distributions import write_wheel
+from wheelhouse.errors import PublishConflict, SchemaTooNew, StoreError, UsageError
+from wheelhouse.ledger import Failure, open_ledger
+from wheelhouse.store.backends import open_store
+from wheelhouse.store.model import Origin, PublishStatus
+
+
+def test_publish_puts_the_bytes_in_the_bucket_and_lists_them(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+    wheel = write_wheel(tmp_path, "demo", "1.0")
+    got = store.publish(wheel, origin=Origin.UPLOADED)
+    assert got.status is PublishStatus.PUBLISHED
+    keys = shared_store.s3.keys(shared_store.bucket)
+    assert sorted(keys) == [f"index/files/demo/{wheel.name}",
+                            f"index/files/demo/{wheel.name}.metadata"]
+    # Another process (here: another Store) sees it through the catalogue alone.
+    reader = open_store(shared_store.store, catalogue=shared_store.catalogue, readonly=True)
+    f = reader.get(wheel.name)
+    assert f is not None and f.sha256 == got.file.sha256
+    assert reader.read_metadata(f) is not None
+    # Nothing of the store stays on this machine ...
+    assert not list(Path(store.root).rglob(wheel.name))
+    # ... but a checked copy asked for (a build installing its dependencies).
+    assert reader.local_file(f).read_bytes() == wheel.read_bytes()
+    assert store.publish(wheel, origin=Origin.UPLOADED).status is PublishStatus.IDENTICAL
+
+
+def test_other_bytes_under_a_published_name_are_refused_and_the_object_kept(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_wheel(tmp_path / "a", "demo", "1.0")
+    store.publish(first, origin=Origin.UPLOADED)
+    other = write_wheel(tmp_path / "b", "demo", "1.0", module_source="x = 1\n")
+    with pytest.raises(PublishConflict):
+        store.publish(other, origin=Origin.UPLOADED)
+    client = shared_store.s3.client()
+    body = client.get_object(Bucket=shared_store.bucket,
+                             Key=f"index/files/demo/{first.name}")["Body"].read()
+    assert body == first.read_bytes()
+
+
+def test_an_unlisted_object_left_by_a_dead_publisher_is_replaced(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    wheel = write_wheel(tmp_path, "demo", "2.0")
+    client = shared_store.s3.client()
+    key = f"index/files/demo/{wheel.name}"
+    client.put_object(Bucket=shared_store.bucket, Key=key, Body=b"torn")  # no row lists it
+    store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+    assert store.publish(wheel, origin=Origin.UPLOADED).status is PublishStatus.PUBLISHED
+    assert client.get_object(Bucket=shared_store.bucket, Key=key)["Body"].read() == \
+        wheel.read_bytes()
+
+
+def test_concurrent_publishers_of_one_file_publish_it_once(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    wheel = write_wheel(tmp_path, "race", "1.0")
+    results: list[PublishStatus] = []
+    errors: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+            results.append(store.publish(wheel, origin=Origin.BUILT).status)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=publish) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [PublishStatus.IDENTICAL] * 3 + [PublishStatus.PUBLISHED]
+    reader = open_store(shared_store.store, catalogue=shared_store.catalogue, readonly=True)
+    assert [f.filename for f in reader.files()] == [wheel.name]
+
+
+def test_the_ledger_lives_in_postgresql_with_advisory_build_locks(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path, catalogue=shared_store.catalogue)
+    failure = Failure(key="k", project="p", version="1", target="t", message="m", log=None,
+                      time="now", cause=("why",), hint="do")
+    ledger.record_failure(failure)
+    ledger.record_failure(failure)  # replaced, not duplicated
+    assert open_ledger(tmp_path, catalogue=shared_store.catalogue).failures() == [failure]
+    ledger.cache_put("plan", {"a": 1})
+    assert ledger.cache_get("plan") == {"a": 1}
+    order: list[str] = []
+    with ledger.build_lock("p", "1", "t"):
+        other = threading.Thread(target=lambda: _locked(ledger, order))
+        other.start()
+        other.join(0.5)
+        order.append("first done")
+    other.join()
+    assert order == ["first done", "second"]
+
+
+def _locked(ledger: object, order: list[str]) -> None:
+    with ledger.build_lock("p", "1", "t"):  # type: ignore[attr-defined]
+        order.append("second")
+
+
+def test_a_newer_schema_is_refused_with_its_own_exit_status(
+        shared_store: SharedStore) -> None:
+    open_store(shared_store.store, catalogue=shared_store.catalogue)
+    with psycopg.connect(shared_store.catalogue, autocommit=True) as conn:
+        conn.execute("UPDATE wheelhouse_schema SET version = 99 WHERE component='catalogue'")
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        open_store(shared_store.store, catalogue=shared_store.catalogue, readonly=True)
+    done = wheelhouse("list", *shared_store.args(), env=shared_store.env)
+    assert done.returncode == 10, done.stderr
+    assert "upgrade wheelhouse" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["no bucket", "no postgres", "no catalogue", "bad url"])
+def test_bad_locations_are_one_line_errors(shared_store: SharedStore, case: str) -> None:
+    store, catalogue = shared_store.store, shared_store.catalogue
+    open_store(store, catalogue=catalogue)  # the catalogue exists: only the case is wrong
+    if case == "no bucket":
+        store = "s3://no-such-bucket-here/x"
+    elif case == "no postgres":
+        catalogue = "postgresql://nobody:secret@127.0.0.1:1/none"
+    args = ["list", "--store", store]
+    if case != "no catalogue":
+        args += ["--catalogue", "mysql://x" if case == "bad url" else catalogue]
+    done = wheelhouse(*args, env=shared_store.env, timeout=120)
+    assert "Traceback" not in done.stderr
+    first = done.stderr.strip().splitlines()[0]
+    if case == "no bucket":
+        assert done.returncode == 5 and "no-such-bucket-here" in first
+    elif case == "no postgres":
+        assert done.returncode == 5 and "127.0.0.1:1" in first and "secret" not in done.stderr
+    else:
+        assert done.returncode == 2, done.stderr
+    if case == "no catalogue":
+        catalogue = None  # type: ignore[assignment]
+    elif case == "bad url":
+        catalogue = "mysql://x"
+    with pytest.raises((StoreError, UsageError)):
+        open_store(store, catalogue=catalogue, readonly=True)
