@@ -8,6 +8,7 @@ twice at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SharedStore, end_group, start_server, stop_server, wheelhouse
+from tests.crash import no_traceback, server_kill_loop
 from tests.distributions import write_wheel
+from tests.hostile import get, serve
 from tests.test_upload import client_env, twine, uv
 from wheelhouse.store.backends import open_store, staging_root
 
@@ -122,3 +125,34 @@ def test_builds_publish_straight_into_the_shared_store(shared_store: SharedStore
     assert all(f"index/files/{f.project}/{f.filename}" in keys for f in reader.files())
     again = wheelhouse("build", str(reqs), *shared_store.args(), env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_replicas_killed_mid_upload_lose_nothing_and_list_no_torn_file(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    """tests/test_crash_loops.py's server loop against the shared store: kill -9 of a
+    replica while uploads stream in, 12 times; then every listed file's object has the
+    listed bytes, and a restart leaves no staging debris on this machine."""
+    token = tmp_path / "token"
+    token.write_text("crash-loop-token\n")
+    staging = staging_root(shared_store.store) / "tmp"
+    args = ("--catalogue", shared_store.catalogue)
+    loop = server_kill_loop(shared_store.store, token, 12, env=shared_store.env, args=args,
+                            staging=staging)
+    assert loop.rounds == 12 and loop.killed_mid_upload >= 3, loop
+    served = serve(shared_store.store, "--upload-token-file", str(token), "--workers", "1",
+                   *args, env=shared_store.env)
+    try:
+        assert [e for e in staging.iterdir() if e.is_file()] == []
+        assert get(f"{served.base}/simple/")[0] == 200
+    finally:
+        served.stop()
+    reader = open_store(shared_store.store, catalogue=shared_store.catalogue, readonly=True)
+    client = shared_store.s3.client()
+    for f in reader.files():
+        body = client.get_object(Bucket=shared_store.bucket,
+                                 Key=f"index/files/{f.relpath}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == f.sha256, f.filename
+    assert loop.uploads_done == 0 or reader.files()
+    assert no_traceback(["list", *shared_store.args()], env=shared_store.env,
+                        ok=lambda code: code == 0) == []
