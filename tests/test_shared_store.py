@@ -4,8 +4,12 @@ ledger in PostgreSQL, both started by the session fixtures (tests/services.py). 
 
 from __future__ import annotations
 
+import base64
+import os
 import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -154,3 +158,64 @@ def test_bad_locations_are_one_line_errors(shared_store: SharedStore, case: str)
         catalogue = "mysql://x"
     with pytest.raises((StoreError, UsageError)):
         open_store(store, catalogue=catalogue, readonly=True)
+
+
+def _app(shared: SharedStore, **options: object) -> Any:
+    from wheelhouse.options import ServerOptions
+    from wheelhouse.server.app import create_app
+
+    return create_app(ServerOptions(store=shared.store, catalogue=shared.catalogue,
+                                    **options))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hot_path", [True, False])
+def test_downloads_stream_from_the_bucket_with_ranges_and_validators(
+        shared_store: SharedStore, tmp_path: Path, hot_path: bool) -> None:
+    store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+    # Larger than the in-memory limit (1 MiB): streamed from the bucket per request.
+    noise = base64.b85encode(os.urandom(1_400_000)).decode()
+    big = write_wheel(tmp_path, "big", "1.0", module_source=f"X = {noise!r}\n")
+    small = write_wheel(tmp_path, "small", "1.0")
+    for wheel in (big, small):
+        store.publish(wheel, origin=Origin.UPLOADED)
+    client = _app(shared_store, hot_path=hot_path).test_client()
+    for wheel, project in ((big, "big"), (small, "small")):
+        data = wheel.read_bytes()
+        got = client.get(f"/files/{project}/{wheel.name}")
+        assert got.status_code == 200 and got.data == data
+        assert got.headers["Content-Length"] == str(len(data))
+        etag = got.headers["ETag"]
+        assert client.get(f"/files/{project}/{wheel.name}",
+                          headers={"If-None-Match": etag}).status_code == 304
+        part = client.get(f"/files/{project}/{wheel.name}", headers={"Range": "bytes=10-99"})
+        assert part.status_code == 206 and part.data == data[10:100]
+    meta = client.get(f"/files/small/{small.name}.metadata")
+    assert meta.status_code == 200 and b"Name: small" in meta.data
+    # Another replica's answer carries the same validators: they come from the catalogue.
+    other = _app(shared_store, hot_path=hot_path).test_client()
+    assert other.head(f"/files/big/{big.name}").headers["ETag"] == client.head(
+        f"/files/big/{big.name}").headers["ETag"]
+
+
+def test_presigned_redirects_when_asked(shared_store: SharedStore, tmp_path: Path) -> None:
+    store = open_store(shared_store.store, catalogue=shared_store.catalogue)
+    wheel = write_wheel(tmp_path, "signed", "1.0")
+    store.publish(wheel, origin=Origin.UPLOADED)
+    client = _app(shared_store, presign_downloads=True).test_client()
+    got = client.get(f"/files/signed/{wheel.name}")
+    assert got.status_code == 302
+    location = got.headers["Location"]
+    assert location.startswith(shared_store.s3.endpoint + "/")
+    with urllib.request.urlopen(location, timeout=10) as resp:
+        assert resp.read() == wheel.read_bytes()
+
+
+def test_health_reports_the_database_and_the_bucket(shared_store: SharedStore) -> None:
+    open_store(shared_store.store, catalogue=shared_store.catalogue)
+    client = _app(shared_store).test_client()
+    got = client.get("/health").get_json()
+    assert (got["status"], got["database"], got["bucket"]) == ("ok", "ok", "ok")
+    shared_store.s3.client().delete_bucket(Bucket=shared_store.bucket)
+    got = client.get("/health")
+    assert got.status_code == 503
+    assert (got.get_json()["status"], got.get_json()["bucket"]) == ("degraded", "down")

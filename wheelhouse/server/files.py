@@ -41,6 +41,8 @@ from wheelhouse.store.protocols import StoreReader
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+    from wheelhouse.store.s3 import S3Blobs
+
 log = logging.getLogger(__name__)
 
 #: Files and their metadata never change once published (see the store), so clients and
@@ -322,7 +324,10 @@ def answer_download(
     key = (filename, f.metadata_sha256 if metadata else f.sha256)
     entry = cache.get(key)
     if entry is not None:
-        return answer_file(entry, environ)
+        got = answer_file(entry, environ)
+        if got.span is not None and store.blobs is not None:
+            return _streamed(store.blobs, got)
+        return got
     if store.blobs is not None:
         return _answer_remote(store, cache, f, key, metadata, environ)
     path = store.metadata_path(f) if metadata else store.file_path(f)
@@ -358,6 +363,10 @@ def _answer_remote(store: StoreReader, cache: FileCache, f: StoredFile,
         log.error("%s is published but unreadable: %s", blobs.url_of(rel), e)
         return unreadable(f.filename)
     got = answer_file(entry, environ)
-    if got.span is None:
-        return got
+    return got if got.span is None else _streamed(blobs, got)
+
+
+def _streamed(blobs: S3Blobs, got: Download) -> Download:
+    """``got`` with its bytes read from the object ``got.path`` names in the bucket."""
+    rel = got.path
     return replace(got, stream=lambda offset, length: blobs.stream(rel, offset, length))

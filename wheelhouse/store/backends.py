@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from wheelhouse.errors import UsageError
+from wheelhouse.errors import SchemaTooNew, StoreError, UsageError
 from wheelhouse.store.store import Shared, Store
 
 
@@ -65,7 +65,16 @@ def open_store(store: str | Path, *, catalogue: str | None = None, readonly: boo
 
 
 def exists(store: str | Path, catalogue: str | None = None) -> bool:
-    """Whether a store is there (a shared one is created on first use, so: always)."""
-    if catalogue is not None:
-        return True
-    return Store.exists(Path(store))
+    """Whether a store is there: for a shared one, whether its catalogue has its tables
+    (an unreachable database says no; opening it then says why)."""
+    if catalogue is None:
+        return Store.exists(Path(store))
+    from wheelhouse.store.pg import PgDatabase
+
+    try:
+        PgDatabase(catalogue, component="catalogue", readonly=True).check()
+    except SchemaTooNew:
+        raise
+    except StoreError:
+        return False
+    return True

@@ -102,9 +102,11 @@ class Store:
             self._create()
 
     def _open_shared(self, shared: Shared) -> None:
-        if not self.readonly:
+        if self.readonly:
+            shared.db.check()
+        else:
             self._create_local(("tmp", "locks"))
-        shared.db.check() if self.readonly else shared.db.create()
+            shared.db.create()
         if shared.blobs is not None:
             shared.blobs.check()
         self.clean_staging()
@@ -133,8 +135,7 @@ class Store:
 
     # -- paths -----------------------------------------------------------------------------
     def file_path(self, f: StoredFile) -> Path:
-        """Where ``f``'s bytes are on this machine (a local store only: see ``local_file``)."""
-        if self.blobs is not None:
+        if self.blobs is not None:  # a local store only: see ``local_file``
             raise StoreError(f"{f.filename} is in {self.location}, not on this machine")
         return self.root / "files" / f.project / f.filename
 
@@ -151,9 +152,8 @@ class Store:
 
     def file_url(self, f: StoredFile) -> str:
         """Where ``f`` is, as a URL (file:// locally, s3:// in a bucket)."""
-        if self.blobs is None:
-            return self.file_path(f).as_uri()
-        return self.blobs.url_of(f"files/{f.relpath}")
+        rel = f"files/{f.relpath}"
+        return self.file_path(f).as_uri() if self.blobs is None else self.blobs.url_of(rel)
 
     def metadata_path(self, f: StoredFile) -> Path:
         return self.root / "files" / f.project / (f.filename + ".metadata")
