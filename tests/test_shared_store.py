@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -16,10 +18,12 @@ import pytest
 
 from tests.conftest import SharedStore, wheelhouse
 from tests.distributions import write_wheel
+from wheelhouse.bucket_export import export_to_bucket
 from wheelhouse.errors import PublishConflict, SchemaTooNew, StoreError, UsageError
 from wheelhouse.ledger import Failure, open_ledger
 from wheelhouse.store.backends import open_store
 from wheelhouse.store.model import Origin, PublishStatus
+from wheelhouse.store.store import Store
 
 
 def test_publish_puts_the_bytes_in_the_bucket_and_lists_them(
@@ -219,3 +223,46 @@ def test_health_reports_the_database_and_the_bucket(shared_store: SharedStore) -
     got = client.get("/health")
     assert got.status_code == 503
     assert (got.get_json()["status"], got.get_json()["bucket"]) == ("degraded", "down")
+
+
+def test_export_to_a_bucket_is_incremental_and_installable(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    local = tmp_path / "store"
+    store = Store(local)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    store.publish(write_wheel(dist, "wh-cdn", "1.0"), origin=Origin.UPLOADED)
+    target = f"s3://{shared_store.s3.new_bucket()}/cdn"
+    first = wheelhouse("export", "--store", str(local), target, env=shared_store.env)
+    assert first.returncode == 0, first.stderr
+    assert "written" in first.stdout
+    bucket = target[len("s3://"):].split("/")[0]
+    keys = set(shared_store.s3.keys(bucket))
+    assert {"cdn/files/wh-cdn/wh_cdn-1.0-py3-none-any.whl",
+            "cdn/files/wh-cdn/wh_cdn-1.0-py3-none-any.whl.metadata",
+            "cdn/simple/wh-cdn/index.html", "cdn/simple/wh-cdn/index.json",
+            "cdn/simple/index.html", "cdn/simple/index.json", "cdn/links/index.html",
+            "cdn/.wheelhouse-export.json"} == keys
+    again = export_to_bucket(Store(local, readonly=True), target)
+    assert (again.put, again.files) == (0, 1)
+    store.publish(write_wheel(dist, "wh-cdn", "1.1"), origin=Origin.UPLOADED)
+    grown = export_to_bucket(Store(local, readonly=True), target)
+    # the new file and its metadata, the project's two pages and the flat links page
+    assert grown.put == 5
+    # What a CDN would serve: the bucket's own URLs, pages linking to files beside them.
+    links = f"{shared_store.s3.endpoint}/{bucket}/cdn/links/index.html"
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-index",
+         "--target", str(tmp_path / "t"), "--find-links", links, "wh-cdn==1.1"],
+        capture_output=True, text=True, env=shared_store.env, timeout=120)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "VERSION = '1.1'" in (tmp_path / "t" / "wh_cdn" / "__init__.py").read_text()
+
+
+def test_gc_and_a_directory_export_of_a_shared_store_say_they_cannot(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    for args in (["gc"], ["export", str(tmp_path / "out")]):
+        done = wheelhouse(*args, *shared_store.args(), env=shared_store.env)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "shared store" in done.stderr
+    assert not (tmp_path / "out").exists()
