@@ -156,3 +156,37 @@ def test_replicas_killed_mid_upload_lose_nothing_and_list_no_torn_file(
     assert loop.uploads_done == 0 or reader.files()
     assert no_traceback(["list", *shared_store.args()], env=shared_store.env,
                         ok=lambda code: code == 0) == []
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_a_build_and_a_failure_in_the_shared_store_keep_their_logs_in_the_bucket(
+        shared_store: SharedStore, sdists: Path, tmp_path: Path) -> None:
+    """Real sdists built on the host into s3+postgresql: the wheel and the logs in the bucket,
+    the failure in PostgreSQL, both shown by a replica on another "machine"."""
+    import json
+
+    from wheelhouse.options import ServerOptions
+    from wheelhouse.server.app import create_app
+
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"--find-links {sdists}\nwhdemo-ext==1.0.0\nwhbroken==1.0.0\n")
+    done = wheelhouse("build", str(reqs), *shared_store.args(), env=shared_store.env,
+                      cwd=tmp_path)
+    assert done.returncode == 6, done.stdout + done.stderr  # whbroken fails, by design
+    listed = wheelhouse("list", "--failures", "--json", *shared_store.args(),
+                        env=shared_store.env)
+    (failure,) = json.loads(listed.stdout)
+    assert failure["project"] == "whbroken" and failure["log"].startswith("logs/")
+    keys = shared_store.s3.keys(shared_store.bucket)
+    assert f"index/{failure['log']}" in keys
+    assert any(k.startswith("index/files/whdemo-ext/") and k.endswith(".whl") for k in keys)
+    assert sum(k.startswith("index/logs/whdemo-ext/") for k in keys) == 1
+    app = create_app(ServerOptions(store=shared_store.store, catalogue=shared_store.catalogue))
+    client = app.test_client()
+    got = client.get("/" + failure["log"])
+    assert got.status_code == 200 and b"wheelhouse" in got.data
+    assert got.headers["Content-Type"].startswith("text/plain")
+    assert client.get("/logs/../../etc/passwd").status_code == 404
+    page = client.get("/").get_data(as_text=True)
+    assert "whbroken" in page

@@ -10,7 +10,9 @@ and logs to people). Layout under the store root::
     locks/                        one lock file per build in progress
 
 With a catalogue in PostgreSQL (a shared store) the failures and caches are tables there and
-the build locks are advisory locks, so runners on other machines take turns too.
+the build locks are advisory locks, so runners on other machines take turns too; with a
+bucket, each finished log is also kept there under ``logs/`` (``keep_log``), where every
+replica's web page reads it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
+from wheelhouse.errors import StoreError
 from wheelhouse.store.db import Database, Db
 from wheelhouse.util import file_lock
 
 if TYPE_CHECKING:
     from wheelhouse.store.pg import PgDatabase
+    from wheelhouse.store.s3 import S3Blobs
 
 FILENAME = "ledger.sqlite3"
 
@@ -77,9 +81,10 @@ class LogFile:
 class Ledger:
     """The ledger of the store at ``root``. Read-only when the store is (``list``, dry runs)."""
 
-    def __init__(self, root: Path, *, readonly: bool = False, shared: PgDatabase | None = None
-                 ) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False, shared: PgDatabase | None = None,
+                 blobs: S3Blobs | None = None) -> None:
         self.root = Path(os.path.abspath(root))
+        self.blobs = blobs
         self.readonly = readonly
         self._shared = shared
         self._db: Db = shared if shared is not None else Database(
@@ -144,6 +149,15 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         return LogFile(path=path, relative=str(path.relative_to(self.root)))
 
+    def keep_log(self, log: LogFile) -> None:
+        """Copy a finished log into the bucket, for replicas on other machines (a shared
+        store); a log that cannot be kept there stays only here, which a build survives."""
+        if self.blobs is None or not log.path.is_file():
+            return
+        with contextlib.suppress(StoreError, OSError):
+            data = log.path.read_bytes()
+            self.blobs.put_new(log.relative, data, hashlib.sha256(data).hexdigest())
+
     def log_path(self, relative: str) -> Path:
         return self.root / relative
 
@@ -160,15 +174,16 @@ class Ledger:
             yield
 
 
-def open_ledger(root: Path, *, catalogue: str | None = None, readonly: bool = False
-                ) -> Ledger:
-    """The ledger beside the store at ``root``, or in the shared ``catalogue``'s database."""
+def open_ledger(root: Path, *, catalogue: str | None = None, readonly: bool = False,
+                blobs: S3Blobs | None = None) -> Ledger:
+    """The ledger beside the store at ``root``, or in the shared ``catalogue``'s database
+    (and its logs also in the store's bucket)."""
     if catalogue is None:
         return Ledger(root, readonly=readonly)
     from wheelhouse.store.pg import PgDatabase
 
     db = PgDatabase(catalogue, component="ledger", readonly=readonly, max_size=8)
-    return Ledger(root, readonly=readonly, shared=db)
+    return Ledger(root, readonly=readonly, shared=db, blobs=blobs)
 
 
 

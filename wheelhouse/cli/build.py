@@ -152,7 +152,8 @@ def _open_store(path: Path | str, catalogue: str | None, dry_run: bool,
 
     if not dry_run or backends.exists(path, catalogue):
         store = backends.open_store(path, catalogue=catalogue, readonly=dry_run)
-        return store, open_ledger(store.root, catalogue=catalogue, readonly=dry_run)
+        return store, open_ledger(store.root, catalogue=catalogue, readonly=dry_run,
+                                  blobs=store.blobs)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
     return Store(tmp), Ledger(tmp)
 

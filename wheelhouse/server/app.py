@@ -205,7 +205,8 @@ def create_app(options: ServerOptions) -> Flask:
         files=files,
     )
     app.register_blueprint(bp)
-    register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages))
+    register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages,
+                             catalogue=options.catalogue, blobs=store.blobs))
     if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
             app.wsgi_app, state, pages, access=access, fallback=fallback, files=files
