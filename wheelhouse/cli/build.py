@@ -151,7 +151,9 @@ def _open_store(path: Path | str, catalogue: str | None, dry_run: bool,
     from wheelhouse.store.store import Store
 
     if not dry_run or backends.exists(path, catalogue):
-        store = backends.open_store(path, catalogue=catalogue, readonly=dry_run)
+        # The bucket is checked when first used: a no-op build never uses it.
+        store = backends.open_store(path, catalogue=catalogue, readonly=dry_run,
+                                    check_bucket=False)
         return store, open_ledger(store.root, catalogue=catalogue, readonly=dry_run,
                                   blobs=store.blobs)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))

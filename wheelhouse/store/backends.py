@@ -44,9 +44,11 @@ def check_locations(store: str | Path, catalogue: str | None) -> None:
                          "SQLite needs a local disk")
 
 
-def open_store(store: str | Path, *, catalogue: str | None = None, readonly: bool = False
-               ) -> Store:
-    """The store at ``store`` (a directory or an ``s3://`` URL) with its catalogue."""
+def open_store(store: str | Path, *, catalogue: str | None = None, readonly: bool = False,
+               check_bucket: bool = True) -> Store:
+    """The store at ``store`` (a directory or an ``s3://`` URL) with its catalogue.
+    ``check_bucket=False`` defers the bucket's check to its first use (a no-op build never
+    uses it, and importing boto3 alone costs it 0.4 s)."""
     check_locations(store, catalogue)
     if catalogue is None:
         return Store(Path(store), readonly=readonly)
@@ -58,7 +60,8 @@ def open_store(store: str | Path, *, catalogue: str | None = None, readonly: boo
 
         url = str(store)
         blobs = S3Blobs(url)
-        shared = Shared(location=blobs.url, db=db, changes=PolledGeneration(db), blobs=blobs)
+        shared = Shared(location=blobs.url, db=db, changes=PolledGeneration(db), blobs=blobs,
+                        check_bucket=check_bucket)
         return Store(staging_root(blobs.url), readonly=readonly, shared=shared)
     shared = Shared(location=str(store), db=db, changes=PolledGeneration(db))
     return Store(Path(store), readonly=readonly, shared=shared)

@@ -62,6 +62,7 @@ class Shared:
     db: PgDatabase
     changes: PolledGeneration
     blobs: S3Blobs | None = None  # None: the bytes stay in the local directory
+    check_bucket: bool = True  # False: a run that may never touch it skips boto3's import
 
 
 class Store:
@@ -107,7 +108,7 @@ class Store:
         else:
             self._create_local(("tmp", "locks"))
             shared.db.create()
-        if shared.blobs is not None:
+        if shared.blobs is not None and shared.check_bucket:
             shared.blobs.check()
         self.clean_staging()
 
@@ -150,8 +151,7 @@ class Store:
             self.blobs.fetch(f"files/{f.relpath}", self.staging_file(".part"), path, f.sha256)
         return path
 
-    def file_url(self, f: StoredFile) -> str:
-        """Where ``f`` is, as a URL (file:// locally, s3:// in a bucket)."""
+    def file_url(self, f: StoredFile) -> str:  # file:// locally, s3:// in a bucket
         rel = f"files/{f.relpath}"
         return self.file_path(f).as_uri() if self.blobs is None else self.blobs.url_of(rel)
 
