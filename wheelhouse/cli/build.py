@@ -103,7 +103,8 @@ def build(
         store_obj, ledger = _open_store(settings.store_location, settings.catalogue, dry_run,
                                         cleanup)
         output = BuildOutput(echo=click.echo, stream=sys.stdout, environ=os.environ,
-                             root=store_obj.root, dry_run=dry_run, reports=reports)
+                             root=store_obj.root, dry_run=dry_run, reports=reports,
+                             store=store_obj.location)
         progress = cleanup.enter_context(output.progress())
         pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, inputs=inputs,
                             progress=progress)
