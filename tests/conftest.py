@@ -322,12 +322,16 @@ def s3_server() -> Iterator[Any]:
 
 @pytest.fixture
 def shared_store(postgres_server: Any, s3_server: Any, monkeypatch: pytest.MonkeyPatch
-                 ) -> SharedStore:
+                 ) -> Iterator[SharedStore]:
     """An s3:// store with a PostgreSQL catalogue; boto3's AWS_* variables point at the
-    session's S3 server, in this process and in ``env`` for subprocesses."""
+    session's S3 server, in this process and in ``env`` for subprocesses. This machine's
+    staging area for the bucket is removed afterwards."""
+    from wheelhouse.store.backends import staging_root
+
     bucket = s3_server.new_bucket()
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    return SharedStore(store=f"s3://{bucket}/index", catalogue=postgres_server.new_database(),
-                       bucket=bucket, env=clean_env(**s3_server.env()), pg=postgres_server,
-                       s3=s3_server)
+    store = f"s3://{bucket}/index"
+    yield SharedStore(store=store, catalogue=postgres_server.new_database(), bucket=bucket,
+                      env=clean_env(**s3_server.env()), pg=postgres_server, s3=s3_server)
+    shutil.rmtree(staging_root(store), ignore_errors=True)

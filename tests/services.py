@@ -169,6 +169,9 @@ def seaweedfs() -> Iterator[S3Server]:
         [weed, "server", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          f"-master.port={master}", f"-volume.port={volume}", "-filer",
          f"-filer.port={filer}", "-s3", f"-s3.port={s3}", "-volume.max=0",
+         # Listeners on fixed ports would collide with a second server (another session's
+         # tests): the Iceberg and Lance catalogues are off.
+         "-s3.port.iceberg=0", "-s3.port.lance=0",
          "-master.volumeSizeLimitMB=64"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = S3Server(endpoint=f"http://127.0.0.1:{s3}")

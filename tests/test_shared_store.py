@@ -266,3 +266,18 @@ def test_gc_and_a_directory_export_of_a_shared_store_say_they_cannot(
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and "shared store" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_directory_with_its_catalogue_in_postgresql(
+        shared_store: SharedStore, tmp_path: Path) -> None:
+    """Files on a shared filesystem, the catalogue in PostgreSQL: the bytes stay in the
+    directory (no SQLite file is made), replicas still learn of changes by the generation."""
+    root = tmp_path / "store"
+    store = open_store(root, catalogue=shared_store.catalogue)
+    wheel = write_wheel(tmp_path, "onnfs", "1.0")
+    published = store.publish(wheel, origin=Origin.UPLOADED).file
+    assert store.file_path(published).read_bytes() == wheel.read_bytes()
+    assert not (root / "catalogue.sqlite3").exists()
+    reader = open_store(root, catalogue=shared_store.catalogue, readonly=True)
+    assert reader.read_metadata(published) is not None
+    assert reader.change_token() == reader.generation() == 1

@@ -87,3 +87,17 @@ debian_arch() {
         *) die "unsupported arch $1" ;;
     esac
 }
+
+# Points inside a lane that others wait for: `mark NAME` in the lane when something is
+# ready; `wait_mark LANE NAME` elsewhere blocks until it is, and fails if LANE ended
+# (failed, or returned early) without marking it.
+mark() { : >"$LOG_DIR/mark-$1"; }
+wait_mark() {
+    local lane=$1 name=$2
+    until [ -e "$LOG_DIR/mark-$name" ]; do
+        if [ -e "$LOG_DIR/lane-$lane.rc" ] && [ ! -e "$LOG_DIR/mark-$name" ]; then
+            die "lane $lane ended ($(cat "$LOG_DIR/lane-$lane.rc")) before $name was ready"
+        fi
+        sleep 2
+    done
+}
