@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import SharedStore, wheelhouse
+from tests.conftest import SharedStore, free_port, wheelhouse
 from tests.distributions import write_wheel
 from wheelhouse.bucket_export import export_to_bucket
 from wheelhouse.errors import PublishConflict, SchemaTooNew, StoreError, UsageError
@@ -281,3 +281,31 @@ def test_a_local_directory_with_its_catalogue_in_postgresql(
     reader = open_store(root, catalogue=shared_store.catalogue, readonly=True)
     assert reader.read_metadata(published) is not None
     assert reader.change_token() == reader.generation() == 1
+
+
+def test_migrations_apply_once_in_order_and_record_their_version(
+        shared_store: SharedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wheelhouse.store import pg
+
+    open_store(shared_store.store, catalogue=shared_store.catalogue)
+    # The next release's migration: applied once at the next start, by whoever starts first.
+    later = (*pg.MIGRATIONS["catalogue"], "ALTER TABLE files ADD COLUMN note TEXT;")
+    monkeypatch.setitem(pg.MIGRATIONS, "catalogue", later)
+    for _ in range(2):
+        open_store(shared_store.store, catalogue=shared_store.catalogue)
+    with psycopg.connect(shared_store.catalogue) as conn:
+        version = conn.execute("SELECT version FROM wheelhouse_schema "
+                               "WHERE component = 'catalogue'").fetchone()
+        columns = conn.execute("SELECT count(*) FROM information_schema.columns "
+                               "WHERE table_name = 'files' AND column_name = 'note'").fetchone()
+    assert version == (2,) and columns == (1,)
+
+
+def test_serve_with_an_unreachable_catalogue_fails_before_any_worker(
+        shared_store: SharedStore) -> None:
+    done = wheelhouse("serve", "--store", shared_store.store, "--catalogue",
+                      "postgresql://wheelhouse:pw@127.0.0.1:1/db", "--port", str(free_port()),
+                      env=shared_store.env, timeout=120)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "127.0.0.1:1" in done.stderr and "pw" not in done.stderr.replace("pwd", "")
