@@ -323,12 +323,13 @@ def answer_download(
     # other bytes is another entry. The path is made only on a miss (pathlib is slow).
     key = (filename, f.metadata_sha256 if metadata else f.sha256)
     entry = cache.get(key)
+    blobs = store.blobs
     if entry is not None:
+        if blobs is None:
+            return answer_file(entry, environ)
         got = answer_file(entry, environ)
-        if got.span is not None and store.blobs is not None:
-            return _streamed(store.blobs, got)
-        return got
-    if store.blobs is not None:
+        return got if got.span is None else _streamed(blobs, got)
+    if blobs is not None:
         return _answer_remote(store, cache, f, key, metadata, environ)
     path = store.metadata_path(f) if metadata else store.file_path(f)
     try:
