@@ -125,6 +125,9 @@ def test_builds_publish_straight_into_the_shared_store(shared_store: SharedStore
     assert all(f"index/files/{f.project}/{f.filename}" in keys for f in reader.files())
     again = wheelhouse("build", str(reqs), *shared_store.args(), env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
+    # The gate before `docker build`, on another runner: the shared store installs the pins.
+    gate = wheelhouse("check", str(reqs), *shared_store.args(), env=env, cwd=tmp_path)
+    assert gate.returncode == 0, gate.stdout + gate.stderr
 
 
 @pytest.mark.slow

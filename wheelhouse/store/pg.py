@@ -67,10 +67,6 @@ _VERSIONS = """CREATE TABLE IF NOT EXISTS wheelhouse_schema (
     component TEXT PRIMARY KEY, version INTEGER NOT NULL)"""
 
 
-def is_url(location: str | None) -> bool:
-    return bool(location) and str(location).startswith(("postgresql://", "postgres://"))
-
-
 def redacted(url: str) -> str:
     """``url`` without its password, for messages."""
     parts = urlsplit(url)

@@ -23,10 +23,6 @@ SCHEME = "s3://"
 BLOCK = 1 << 20
 
 
-def is_url(location: str | Path | None) -> bool:
-    return isinstance(location, str) and location.startswith(SCHEME)
-
-
 def parse(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → (``bucket``, ``some/prefix/``)."""
     bucket, _, prefix = url[len(SCHEME):].partition("/")
