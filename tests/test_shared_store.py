@@ -212,6 +212,16 @@ def test_presigned_redirects_when_asked(shared_store: SharedStore, tmp_path: Pat
     assert location.startswith(shared_store.s3.endpoint + "/")
     with urllib.request.urlopen(location, timeout=10) as resp:
         assert resp.read() == wheel.read_bytes()
+    # Signed for the bucket's public name, not the endpoint the replicas use.
+    public = "http://localhost:" + shared_store.s3.endpoint.rsplit(":", 1)[1]
+    client = _app(shared_store, presign_downloads=True,
+                  presign_endpoint=public).test_client()
+    location = client.get(f"/files/signed/{wheel.name}").headers["Location"]
+    assert location.startswith(public + "/")
+    with urllib.request.urlopen(location, timeout=10) as resp:
+        assert resp.read() == wheel.read_bytes()
+    with pytest.raises(UsageError, match="presign_endpoint"):
+        _app(shared_store, presign_downloads=True, presign_endpoint="s3.example.com")
 
 
 def test_health_reports_the_database_and_the_bucket(shared_store: SharedStore) -> None:

@@ -209,6 +209,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "store": ("store", _store),
     "catalogue": ("catalogue", _str),
     "presign-downloads": ("presign_downloads", _bool),
+    "presign-endpoint": ("presign_endpoint", _str),
     "targets": ("targets", _strs),
     "skip": ("skip", _strs),
     "index-url": ("index_url", _str),

@@ -78,6 +78,8 @@ class ServerOptions:
     #: answer downloads from a bucket with a redirect to a presigned URL (off: the server
     #: streams them, so clients need no access to the bucket).
     presign_downloads: bool = False
+    #: the public endpoint presigned URLs point at; None: the replicas' own endpoint.
+    presign_endpoint: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     #: accept uploads at /legacy/ with it (HTTP Basic, user __token__), and create a missing
@@ -198,7 +200,8 @@ def server_options(
                          hint="the built-in server is one process; drop --workers")
     return ServerOptions(
         store=settings.store_location, catalogue=settings.catalogue,
-        presign_downloads=settings.presign_downloads, host=settings.host, port=settings.port,
+        presign_downloads=settings.presign_downloads,
+        presign_endpoint=settings.presign_endpoint, host=settings.host, port=settings.port,
         upload_token=resolve_token("upload", upload_token_file, environ),
         read_token=resolve_token("read", read_token_file, environ),
         max_upload_bytes=(DEFAULT_MAX_UPLOAD_BYTES if max_upload_bytes is None

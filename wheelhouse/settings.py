@@ -72,6 +72,9 @@ class Settings:
     #: ``serve``: answer downloads from a bucket with a redirect to a presigned URL instead
     #: of streaming them through the server.
     presign_downloads: bool = False
+    #: the bucket's public endpoint the presigned URLs are signed for (clients outside the
+    #: replicas' network); None: the endpoint the replicas use (AWS_ENDPOINT_URL, or AWS's).
+    presign_endpoint: str | None = None
     #: target identifiers or globs over the known ones (``cp31*-musllinux_*``).
     targets: tuple[str, ...] = ()
     #: globs of targets to drop from ``targets`` (``*t-*``: no free-threaded builds).

@@ -189,7 +189,12 @@ def create_app(options: ServerOptions) -> Flask:
     pages = PageOptions(
         cache_control=f"{privacy}max-age={max(options.page_max_age, 0)}, must-revalidate"
     )
-    files = FileCache(budget=options.file_cache_bytes, presign=options.presign_downloads)
+    if options.presign_endpoint and not options.presign_endpoint.startswith(
+            ("http://", "https://")):
+        raise UsageError(f"presign_endpoint {options.presign_endpoint} is not an http(s) URL",
+                         hint="give the bucket's public endpoint, e.g. https://s3.example.com")
+    files = FileCache(budget=options.file_cache_bytes, presign=options.presign_downloads,
+                      presign_endpoint=options.presign_endpoint)
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,

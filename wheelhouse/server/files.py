@@ -93,8 +93,9 @@ class FileCache:
     two threads filling the same entry store equal values)."""
 
     def __init__(self, budget: int = DEFAULT_BUDGET, max_file: int = MAX_CACHED_FILE, *,
-                 presign: bool = False) -> None:
+                 presign: bool = False, presign_endpoint: str | None = None) -> None:
         self.presign = presign
+        self.presign_endpoint = presign_endpoint
         self.budget = max(budget, 0)
         self.max_file = max_file
         self.used = 0
@@ -351,7 +352,8 @@ def _answer_remote(store: StoreReader, cache: FileCache, f: StoredFile,
     if cache.presign:
         # The URL is signed for a while; the answer must not outlive it in any cache.
         return Download(status="302 Found", headers=(
-            ("Location", blobs.presign(rel)), ("Cache-Control", "no-store"),
+            ("Location", blobs.presign(rel, endpoint=cache.presign_endpoint)),
+            ("Cache-Control", "no-store"),
             ("Content-Length", "0")))
     try:
         mtime = int(datetime.fromisoformat(f.upload_time).timestamp())

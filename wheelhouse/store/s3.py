@@ -43,6 +43,7 @@ class S3Blobs:
         self._guard = threading.Lock()
         self._client: Any = None
         self._pid = -1
+        self._signers: dict[str, Any] = {}
 
     def client(self) -> Any:
         with self._guard:
@@ -170,10 +171,24 @@ class S3Blobs:
         except Exception as e:
             raise self._fail(e, "download", rel) from None
 
-    def presign(self, rel: str, expires: int = 3600) -> str:
-        return str(self.client().generate_presigned_url(
+    def presign(self, rel: str, expires: int = 3600, endpoint: str | None = None) -> str:
+        """A URL that GETs ``rel`` for ``expires`` seconds, signed for ``endpoint`` (the
+        bucket's public endpoint) or, by default, for the one this client uses."""
+        client = self.client() if endpoint is None else self._public(endpoint)
+        return str(client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self.key(rel)},
             ExpiresIn=expires))
+
+    def _public(self, endpoint: str) -> Any:
+        # Signing needs no connection: one client per endpoint, made on first use.
+        with self._guard:
+            client = self._signers.get(endpoint)
+            if client is None:
+                import boto3
+
+                client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+                self._signers[endpoint] = client
+            return client
 
     def url_of(self, rel: str) -> str:
         return f"{SCHEME}{self.bucket}/{self.key(rel)}"
