@@ -23,14 +23,6 @@ from wheelhouse.options import ServerOptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-#: End-to-end tests of issue 15 that need the stand-in images with every CPython (cp39 ...
-#: cp315, cp314t) and the musl apk's openssl and libpq. Those images' recipes are not on main
-#: yet (builders/pending/README.md says where they are and what is left); until they land,
-#: these tests would only fail against the cp311-only images, so they are not collected.
-#: Remove a name here together with the change that makes its images.
-collect_ignore = ["test_pythons_e2e.py", "test_known_fixes_e2e.py"]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -297,7 +297,7 @@ def test_killed_builds_leave_no_container(images_config: Path, tmp_path: Path) -
         else:
             assert set(_builder_containers()) & started, "SIGKILL cannot clean up"
             # Any later run that starts a container reaps the dead process's.
-            from wheelhouse.builder.engine import prune_stopped
+            from wheelhouse.builder.engine import Engine, prune_stopped
 
-            prune_stopped("docker")
+            prune_stopped(Engine())
             assert not set(_builder_containers()) & started, "the orphan was not reaped"

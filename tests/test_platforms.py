@@ -23,7 +23,7 @@ def test_the_shipped_file_loads_with_todays_facts() -> None:
     data = pf.platforms()
     assert data is pf.platforms(), "loaded once"
     assert data.pythons == tuple((3, minor) for minor in range(8, 16))
-    assert data.free_threaded == ((3, 14), (3, 15))
+    assert data.free_threaded == ((3, 13), (3, 14), (3, 15))
     assert data.listed_archs == ("x86_64", "aarch64")
     many, musl = data.family("manylinux"), data.family("musllinux")
     assert (many.libc, many.default_policy, many.newest_policy) == ("glibc", (2, 28), (2, 50))

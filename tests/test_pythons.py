@@ -23,8 +23,8 @@ from wheelhouse.targets import known_targets, parse_target
 
 def test_every_python_of_the_pypa_images_is_a_target() -> None:
     known = {t.identifier for t in known_targets()}
-    for python in ("cp39", "cp310", "cp311", "cp312", "cp313", "cp314", "cp314t", "cp315",
-                   "cp315t"):
+    for python in ("cp39", "cp310", "cp311", "cp312", "cp313", "cp313t", "cp314", "cp314t",
+                   "cp315", "cp315t"):
         for platform in ("manylinux_x86_64", "musllinux_x86_64", "manylinux_aarch64",
                          "musllinux_aarch64"):
             assert f"{python}-{platform}" in known
@@ -37,8 +37,8 @@ def test_every_python_of_the_pypa_images_is_a_target() -> None:
 
 def test_a_python_nobody_ships_is_refused_with_the_list() -> None:
     with pytest.raises(TargetError) as e:
-        parse_target("cp313t-manylinux_x86_64")
-    assert e.value.hint is not None and "cp314t, cp315t" in e.value.hint
+        parse_target("cp312t-manylinux_x86_64")
+    assert e.value.hint is not None and "cp313t, cp314t, cp315t" in e.value.hint
     with pytest.raises(TargetError) as e:
         parse_target("cp316-manylinux_x86_64")
     assert e.value.hint is not None and "cp315t" in e.value.hint
@@ -172,3 +172,28 @@ def test_an_abi3_wheel_is_stored_once_and_kept_for_later_pythons_never_free_thre
     # A free-threaded build never takes abi3: nothing fits it, and the run says so.
     assert by_target["cp314t-manylinux_x86_64"]["status"] in ("missing", "failed")
     assert done.returncode != 0
+
+
+def test_an_extension_that_links_no_libc_is_repaired_with_the_images_policy(
+        tmp_path: Path) -> None:
+    """CPython 3.9's extensions on glibc may link no libc at all; ``--plat auto`` then cannot
+    tell the family, so the repair is run again with the image's ``$AUDITWHEEL_PLAT``."""
+    from wheelhouse.builder.repair import NO_LIBC, repair_command
+
+    assert repair_command(["auditwheel"], "/w/a.whl", "/out", ())[:4] == [
+        "auditwheel", "repair", "--plat", "auto"]
+    cmd = repair_command(["auditwheel"], "/w/it's.whl", "/out", ["libx.so"], image_plat=True)
+    assert cmd[:2] == ["sh", "-c"]
+    fake = tmp_path / "auditwheel"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "[$a]"; done\n')
+    fake.chmod(0o755)
+    script = cmd[2].replace("exec auditwheel", f"exec {fake}")
+    env = {"PATH": "/usr/bin:/bin", "AUDITWHEEL_PLAT": "manylinux_2_31_x86_64"}
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["[repair]", "[--plat]", "[manylinux_2_31_x86_64]", "[-w]",
+                                   "[/out]", "[--exclude]", "[libx.so]", "[/w/it's.whl]"]
+    missing = subprocess.run(["sh", "-c", script], env={"PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "sets no AUDITWHEEL_PLAT" in missing.stderr
+    assert "libc" in NO_LIBC

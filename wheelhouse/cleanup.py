@@ -173,11 +173,13 @@ def _log_files(root: Path) -> Iterable[Path]:
     return sorted(p for p in logs.rglob("*.log") if p.is_file())
 
 
-def _images(engine: str, days: float, dry_run: bool) -> tuple[list[Item], list[str]]:
+def _images(program: str, days: float, dry_run: bool) -> tuple[list[Item], list[str]]:
     from wheelhouse.builder.derived import derived_images, remove_derived
+    from wheelhouse.builder.engine import Engine
 
-    if shutil.which(engine) is None and not os.path.isabs(engine):
+    if shutil.which(program) is None and not os.path.isabs(program):
         return [], []
+    engine = Engine(program=program)  # the default engine's images (not other engines')
     items: list[Item] = []
     kept: list[str] = []
     cutoff = time.time() - days * 86400

@@ -122,6 +122,20 @@ def _str_map(key: str, v: Any) -> dict[str, str]:
     return dict(v)
 
 
+def _engines(key: str, v: Any) -> dict[str, str]:
+    """Keys checked (architecture, platform or target glob); engines are asked at run time."""
+    from wheelhouse.selectors import key_kind
+
+    table = _str_map(key, v)
+    for name, engine in table.items():
+        key_kind(name)
+        if not engine.strip():
+            raise ConfigError(f"{key}.{name}: an engine cannot be empty",
+                              hint="unix:///PATH.sock, tcp://HOST:PORT, ssh://HOST or a "
+                              "`docker context ls` name; leave the key out for the default")
+    return table
+
+
 def _constraints(key: str, v: Any) -> tuple[str, ...]:
     """A list of requirement specifiers, or the path of a constraints file (one per line,
     ``#`` comments), relative to the file that names it."""
@@ -223,6 +237,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "port": ("port", _int),
     "images": ("images", _str_map),
     "engine": ("engine", _str),
+    "engines": ("engines", _engines),
     "builder-network": ("builder_network", _network),
     "builder-memory": ("builder_memory", _str),
     "builder-cpus": ("builder_cpus", _float),
@@ -237,7 +252,7 @@ KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
 }
 
 #: keys that make sense only in files (tables), not as one environment variable.
-_FILE_ONLY = {"images", "consumer-images", "packages"}
+_FILE_ONLY = {"images", "consumer-images", "packages", "engines"}
 
 
 def _unknown(key: str, valid: Mapping[str, object], where: str) -> ConfigError:

@@ -130,9 +130,8 @@ class Pipeline:
             raise
         pool.shutdown()
         notes = [*self.notes, *self.inputs.assumptions([r.target for r in results])]
-        cache = self._builders.cache_summary() if self._builders is not None else None
-        if cache:
-            notes.append(cache)
+        if self._builders is not None:
+            notes += self._builders.notes()  # images loaded into engines, the compile cache
         return RunResult(results=tuple(results), notes=tuple(notes))
 
     def cancel(self) -> None:

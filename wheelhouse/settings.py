@@ -91,6 +91,10 @@ class Settings:
     fall_through: bool = False
     images: Mapping[str, str] = field(default_factory=dict)
     engine: str = "docker"
+    #: an architecture, platform or target glob → the engine that builds it (an address
+    #: such as ``ssh://arm-builder`` or ``unix:///run/arm.sock``, or a Docker context name);
+    #: targets not named here build on the default engine.
+    engines: Mapping[str, str] = field(default_factory=dict)
     builder_network: Literal["none", "host"] = "none"
     builder_memory: str | None = "4g"
     builder_cpus: float | None = None

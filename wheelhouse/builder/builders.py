@@ -20,6 +20,7 @@ from wheelhouse.targets import Target
 
 if TYPE_CHECKING:
     from wheelhouse.builder.container import ContainerBuilder
+    from wheelhouse.builder.engine import Engine
 
 
 class Builder(Protocol):
@@ -69,51 +70,54 @@ class Builder(Protocol):
 
 def default_policies(settings: Settings) -> dict[str, Policy]:
     """platform → the policy its configured image makes (its ``org.wheelhouse.policy`` label
-    or ``AUDITWHEEL_POLICY``), for ``parse_target``'s defaults. Asks the engine (``docker
-    image inspect``) only when images are configured; never raises."""
+    or ``AUDITWHEEL_POLICY``), for ``parse_target``'s defaults. Asks the default engine
+    (``docker image inspect``) only when images are configured; never raises."""
     if not settings.images:
         return {}
-    from wheelhouse.builder.engine import image_policies
+    from wheelhouse.builder.engine import Engine, image_policies
 
-    return image_policies(settings.engine, settings.images)
+    return image_policies(Engine(program=settings.engine), settings.images)
 
 
 class Builders:
-    """Which builder serves a target: an image configured for its platform → that container;
-    else this machine when it is the target's platform; else the family's default image."""
+    """Which builder serves a target: an image configured for its platform, or an engine
+    named for it → a container on its engine; else this machine when it is the target's
+    platform; else the family's default image on the default engine."""
 
     def __init__(self, settings: Settings, *, build_env: Mapping[str, str],
                  index_url: str | None) -> None:
+        from wheelhouse.builder.engines import Engines
         from wheelhouse.builder.local import LocalBuilder
 
         self.local = LocalBuilder(build_env=build_env)
         self.settings = settings
         self.index_url = index_url
-        self._container: ContainerBuilder | None = None
+        self.engines = Engines(settings.engine, settings.engines)
+        self._containers: dict[Engine, ContainerBuilder] = {}
         self._guard = threading.Lock()
 
-    def container(self) -> Builder:
-        # Targets side by side ask at once: one ContainerBuilder, or the containers of a
-        # second one would never be closed.
+    def container(self, target: Target) -> Builder:
+        # Targets side by side ask at once: one ContainerBuilder per engine, or the
+        # containers of a second one would never be closed.
         with self._guard:
-            return self._make_container()
+            return self._make_container(self.engines.for_target(target))
 
-    def _make_container(self) -> Builder:
-        if self._container is None:
+    def _make_container(self, engine: Engine) -> ContainerBuilder:
+        if engine not in self._containers:
             from wheelhouse.builder.container import ContainerBuilder, passthrough_environment
             from wheelhouse.builder.engine import ContainerOptions
 
             s = self.settings
             options = ContainerOptions(
-                engine=s.engine, network=s.builder_network, memory=s.builder_memory,
+                engine=engine, network=s.builder_network, memory=s.builder_memory,
                 cpus=s.builder_cpus, ca_bundle=s.ca_bundle,
                 index_url=self.index_url if s.builder_network == "host" else None,
                 passthrough_env=passthrough_environment(), compile_cache=s.compile_cache,
             )
-            self._container = ContainerBuilder(
+            self._containers[engine] = ContainerBuilder(
                 images=self.images(), consumer_images=dict(self.settings.consumer_images),
-                options=options)
-        return self._container
+                options=options, engines=self.engines)
+        return self._containers[engine]
 
     def images(self) -> dict[str, str]:
         from wheelhouse.targets import default_images
@@ -123,23 +127,44 @@ class Builders:
     def __call__(self, target: Target) -> Builder:
         from wheelhouse.builder.local import LocalBuilder
 
-        if target.platform not in self.settings.images and LocalBuilder.can_build(target):
+        if (target.platform not in self.settings.images and not self.engines.named(target)
+                and LocalBuilder.can_build(target)):
             return self.local
-        return self.container()
+        return self.container(target)
 
     def describe(self, target: Target) -> str:
         return self(target).describe(target)
 
+    def engine(self, target: Target) -> str:
+        """Which engine builds ``target`` and whether natively (``default, native``,
+        ``ssh://arm, emulated on x86_64``); ``-`` for builds on this machine."""
+        if self(target) is self.local:
+            return "-"
+        return self.engines.describe(target)
+
+    def notes(self) -> list[str]:
+        """What the run should say about its engines and caches: images loaded into other
+        engines, the compile cache's hits."""
+        cache = self.cache_summary()
+        return [*self.engines.notes, *([cache] if cache else [])]
+
     def cache_summary(self) -> str | None:
         """The compile cache's hits in this run's builder containers, for the run's notes."""
-        return self._container.cache_stats().summary() if self._container else None
+        with self._guard:
+            containers = list(self._containers.values())
+        if not containers:
+            return None
+        total = containers[0].cache_stats()
+        for more in containers[1:]:
+            total = total + more.cache_stats()
+        return total.summary()
 
     def default_policies(self) -> dict[str, Policy]:
         """See ``default_policies``: what this run's configured images make."""
         return default_policies(self.settings)
 
     def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-
-
+        with self._guard:
+            containers = list(self._containers.values())
+        for container in containers:
+            container.close()

@@ -17,6 +17,7 @@ Each new wheel is then checked in a consumer container of the platform (``check`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import tempfile
@@ -35,13 +36,11 @@ from wheelhouse.builder.engine import (
     ContainerOptions,
     ContainerRunner,
     check_emulation,
-    check_engine,
-    image_exists,
     prune_stopped,
 )
+from wheelhouse.builder.engines import Engines
 from wheelhouse.builder.interpreters import Found, probe_script
 from wheelhouse.builder.interpreters import choose as choose_interpreter
-from wheelhouse.builder.local import link_all
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
 from wheelhouse.builder.sdist import source_root
 from wheelhouse.builder.smoke import (
@@ -53,7 +52,7 @@ from wheelhouse.builder.smoke import (
 )
 from wheelhouse.errors import BuildFailed, EngineError
 from wheelhouse.settings import PackageSettings
-from wheelhouse.targets import Target, host_arch
+from wheelhouse.targets import Target
 
 #: proxy variables passed through to containers when set on the host.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -73,14 +72,16 @@ class _Running:
 
 class ContainerBuilder:
     """Builds for targets whose platform maps to a builder image (``images`` in the config),
-    and checks the results in a consumer image of the same platform (``consumer_images``)."""
+    and checks the results in a consumer image of the same platform (``consumer_images``),
+    all on one engine (``options.engine``; ``engines`` loads images it lacks)."""
 
     def __init__(self, *, images: Mapping[str, str], consumer_images: Mapping[str, str],
-                 options: ContainerOptions) -> None:
+                 options: ContainerOptions, engines: Engines | None = None) -> None:
         self.images = dict(images)
         self.consumer_images = dict(consumer_images)
         self.options = options
-        self.name = options.engine
+        self.engines = engines or Engines(options.engine.program, {})
+        self.name = options.engine.program
         self.hermetic = options.network == "none"
         self._running: dict[tuple[str, str, str], _Running] = {}
         self._ids: dict[str, str] = {}
@@ -90,21 +91,30 @@ class ContainerBuilder:
         return self.images.get(target.platform)
 
     def describe(self, target: Target) -> str:
-        how = f"{self.options.engine} {self.image_for(target) or '(no image)'}"
-        if target.arch != host_arch():
-            how += f", under QEMU emulation on {host_arch()}"
+        engine = self.options.engine
+        how = f"{engine.program} {self.image_for(target) or '(no image)'}"
+        if not engine.is_default:
+            how += f" on the engine {engine.name}"
+        arch = self.engines.answered_arch(engine)
+        if arch is None:
+            return how
+        if target.arch != arch:
+            how += f", under QEMU emulation on {arch}"
+        elif not engine.is_default:
+            how += f", native {arch}"
         return how
 
     def identity(self, target: Target) -> str:
         image = self.image_for(target)
         if image is None:
             return "container:none"
-        return f"{self.options.engine}:{image}@{self._image_id(image)}:{target.abi_tag}"
+        return (f"{self.options.engine.program}:{image}@{self._image_id(image)}:"
+                f"{target.abi_tag}")
 
     def _image_id(self, image: str) -> str:
         if image not in self._ids:
-            check_engine(self.options.engine)
-            self._ids[image] = image_exists(self.options.engine, image)
+            self.engines.arch(self.options.engine)  # it answers, or the error names it
+            self._ids[image] = self.engines.ensure_image(self.options.engine, image)
         return self._ids[image]
 
     def close(self) -> None:
@@ -130,10 +140,11 @@ class ContainerBuilder:
             found = self._running.get(key)
             if found is not None:
                 return found
-            check_engine(self.options.engine)
-            check_emulation(target.arch, target.binfmt_entry)
-            image_exists(self.options.engine, image)
-            prune_stopped(self.options.engine)
+            engine = self.options.engine
+            if engine.on_this_machine:  # another machine's emulation is its own business
+                check_emulation(target.arch, target.binfmt_entry)
+            self._image_id(image)
+            prune_stopped(engine)
             cache = role == "build" and self.options.compile_cache
             volumes = [f"{ccache.volume(self._image_id(image))}:{ccache.CACHE_DIR}"] \
                 if cache else []
@@ -201,9 +212,10 @@ class ContainerBuilder:
                                                                          running.python),
                             python=running.python, auditwheel=running.found.auditwheel,
                             env=self._build_index_env(), where=f"in {image}")
-            return build_wheel(recipe, sdist, target=target, package=settings,
-                               work_dir=work_dir, log=log, timeout=timeout,
-                               build_deps=build_deps, more_requirements=more_requirements)
+            built = build_wheel(recipe, sdist, target=target, package=settings,
+                                work_dir=work_dir, log=log, timeout=timeout,
+                                build_deps=build_deps, more_requirements=more_requirements)
+            return dataclasses.replace(built, engine=self.options.engine.name)
         except BuildFailed as e:
             if e.timed_out:
                 self._forget(target)  # a killed build may leave the container in any state
@@ -229,13 +241,12 @@ class ContainerBuilder:
                 "image with the target's Python and no compiler)")
         running = self._start("check", target, image)
         job = f"/wheelhouse/check/{uuid.uuid4().hex[:12]}"
-        running.container.exec_output(f"mkdir -p {job}")
         try:
             with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as tmp:
-                link_all([*available, wheel], Path(tmp) / "wheels")
                 (Path(tmp) / "check.py").write_text(CHECK_SCRIPT, encoding="utf-8")
-                running.container.copy_in(Path(tmp) / "wheels", f"{job}/wheels")
-                running.container.copy_in(Path(tmp) / "check.py", f"{job}/check.py")
+                files = {f"wheels/{w.name}": w for w in [*available, wheel]}
+                running.container.send({**files, "check.py": Path(tmp) / "check.py"},
+                                       f"mkdir -p {job}/wheels && tar -xf - -C {job}")
             runner = ContainerRunner(running.container, {"PIP_NO_CACHE_DIR": "1"})
             return check_wheel(
                 runner, python=running.python,
@@ -283,21 +294,23 @@ class ContainerWorkspace:
         stem = sdist.name.removesuffix(".tar.gz").removesuffix(".zip")
         job = f"/wheelhouse/builder/{stem}"
         q = shlex.quote(job)
-        self.container.exec_output(f"rm -rf {q} && mkdir -p {q}/src {q}/deps {q}/dist "
-                                   f"{q}/repaired")
+        # One exec sends the sdist and the build requirements' wheels and unpacks the sdist.
+        files = {sdist.name: sdist}
+        if build_deps is not None:
+            files |= {f"deps/{w.name}": w for w in sorted(build_deps.glob("*.whl"))}
+        archive = shlex.quote(f"{job}/{sdist.name}")
+        unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
+                  if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
         try:
-            self.container.copy_in(sdist, f"{job}/{sdist.name}")
-            if build_deps is not None:
-                for wheel in sorted(build_deps.glob("*.whl")):
-                    self.container.copy_in(wheel, f"{job}/deps/{wheel.name}")
-                    self._copied.add(wheel.name)
-            archive = shlex.quote(f"{job}/{sdist.name}")
-            unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
-                      if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
-            try:
-                self.container.exec_output(unpack)
-            except EngineError:
+            self.container.send(files, f"rm -rf {q} && mkdir -p {q}/src {q}/deps {q}/dist "
+                                       f"{q}/repaired && tar -xf - -C {q} && {{ {unpack} || "
+                                       f"{{ echo 'wheelhouse: cannot unpack' >&2; exit 97; }}; }}")
+            self._copied |= {w.name for w in (build_deps.glob("*.whl") if build_deps else ())}
+        except EngineError as e:
+            if "wheelhouse: cannot unpack" in str(e):
                 raise BuildFailed(f"{sdist.name} cannot be unpacked in the container") from None
+            raise
+        try:
             root = source_root(sdist)
             yield Paths(source=f"{job}/src/{root}" if root else f"{job}/src",
                         deps=f"{job}/deps" if build_deps is not None else None,
@@ -308,10 +321,10 @@ class ContainerWorkspace:
 
     def add_deps(self, wheels: Path, paths: Paths) -> None:
         assert paths.deps is not None
-        for wheel in sorted(wheels.glob("*.whl")):
-            if wheel.name not in self._copied:
-                self.container.copy_in(wheel, f"{paths.deps}/{wheel.name}")
-                self._copied.add(wheel.name)
+        new = {w.name: w for w in sorted(wheels.glob("*.whl")) if w.name not in self._copied}
+        if new:
+            self.container.send(new, f"tar -xf - -C {shlex.quote(paths.deps)}")
+            self._copied |= set(new)
 
     def collect(self, directory: str, into: Path) -> list[Path]:
         self.container.copy_out(directory, into)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from wheelhouse.builder.engine import Engine
 from wheelhouse.errors import BuildFailed
 from wheelhouse.platforms import platforms
 from wheelhouse.settings import SystemPackages
@@ -77,7 +78,7 @@ def _fail(message: str) -> str:
 
 
 def ensure_derived(
-    engine: str, base: str, base_id: str, packages: SystemPackages, *, log: IO[str],
+    engine: Engine, base: str, base_id: str, packages: SystemPackages, *, log: IO[str],
     build_args: Mapping[str, str],
 ) -> str:
     """The tag of the derived image, built now unless it already exists."""
@@ -103,7 +104,7 @@ def ensure_derived(
                 "&& rm -f /tmp/wheelhouse-install-system-packages.sh\n")
             # --force-rm: a failed install must not leave its container behind (the classic
             # builder keeps the intermediate container of a failed step).
-            cmd = [engine, "build", "--network", "host", "--force-rm", "-t", tag]
+            cmd = engine.command("build", "--network", "host", "--force-rm", "-t", tag)
             for key, value in build_args.items():
                 cmd += ["--build-arg", f"{key}={value}"]
             try:
@@ -139,14 +140,14 @@ class DerivedImage:
     base_gone: bool
 
 
-def derived_images(engine: str) -> list[DerivedImage]:
+def derived_images(engine: Engine) -> list[DerivedImage]:
     """Every derived image the engine holds, with its base and last use."""
     listed = subprocess.run(
-        [engine, "images", "--filter", "reference=wheelhouse/derived-*", "--format",
-         "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False)
+        engine.command("images", "--filter", "reference=wheelhouse/derived-*", "--format",
+                       "{{.Repository}}:{{.Tag}}"), capture_output=True, text=True, check=False)
     out = []
     for tag in sorted(set(listed.stdout.split())):
-        done = subprocess.run([engine, "image", "inspect", tag], capture_output=True,
+        done = subprocess.run(engine.command("image", "inspect", tag), capture_output=True,
                               text=True, check=False)
         if done.returncode != 0:
             continue
@@ -161,7 +162,7 @@ def derived_images(engine: str) -> list[DerivedImage]:
     return out
 
 
-def remove_derived(engine: str, tag: str) -> bool:
+def remove_derived(engine: Engine, tag: str) -> bool:
     """Remove a derived image unless a build holds it now (its lock) or a container uses it
     (the engine refuses then); whether it went."""
     import fcntl
@@ -172,7 +173,7 @@ def remove_derived(engine: str, tag: str) -> bool:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False
-        done = subprocess.run([engine, "rmi", tag], capture_output=True, check=False)
+        done = subprocess.run(engine.command("rmi", tag), capture_output=True, check=False)
     if done.returncode == 0:
         with contextlib.suppress(OSError):
             lock.unlink()
@@ -190,6 +191,7 @@ def _seconds(created: str) -> float:
         return 0.0
 
 
-def _exists(engine: str, tag: str) -> bool:
-    done = subprocess.run([engine, "image", "inspect", tag], capture_output=True, check=False)
+def _exists(engine: Engine, tag: str) -> bool:
+    done = subprocess.run(engine.command("image", "inspect", tag), capture_output=True,
+                          check=False)
     return done.returncode == 0

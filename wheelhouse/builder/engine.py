@@ -6,16 +6,19 @@ Every failure of the engine is an ``EngineError`` that names the fix.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
 import subprocess
+import tarfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from wheelhouse import platforms as pf
 from wheelhouse.builder.runner import Completed, LocalRunner
 from wheelhouse.errors import EngineError
 from wheelhouse.targets import host_arch
@@ -23,10 +26,45 @@ from wheelhouse.targets import host_arch
 #: where the CA bundle appears inside build containers.
 CONTAINER_CA = "/etc/wheelhouse/ca-bundle.crt"
 
+#: engine specs that are addresses (``DOCKER_HOST`` forms); anything else names a context.
+ADDRESS_SCHEMES = ("unix://", "tcp://", "ssh://", "fd://", "npipe://")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Engine:
+    """One container engine: the client program, and which daemon it talks to (``spec``:
+    an address such as ``unix:///run/arm.sock`` or ``ssh://arm-builder``, a Docker context
+    name, or None for the client's own default)."""
+
+    program: str = "docker"
+    spec: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How messages and provenance name it: ``default``, or the spec."""
+        return self.spec or "default"
+
+    @property
+    def is_default(self) -> bool:
+        return self.spec is None
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Whether its containers run on this kernel (its binfmt_misc handlers are ours)."""
+        return self.spec is None or self.spec.startswith("unix://")
+
+    def command(self, *args: str) -> list[str]:
+        """The argv of one client command against this engine."""
+        if self.spec is None:
+            return [self.program, *args]
+        if self.spec.startswith(ADDRESS_SCHEMES):
+            return [self.program, "--host", self.spec, *args]
+        return [self.program, "--context", self.spec, *args]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerOptions:
-    engine: str = "docker"
+    engine: Engine = field(default_factory=Engine)
     network: Literal["none", "host"] = "none"
     memory: str | None = "4g"
     cpus: float | None = None
@@ -38,26 +76,39 @@ class ContainerOptions:
     compile_cache: bool = True
 
 
-def check_engine(engine: str) -> None:
+def check_engine(engine: Engine, *, setting: str | None = None) -> str:
+    """The engine's architecture (``x86_64``, ``aarch64``); raises EngineError with the fix
+    unless it answers. ``setting`` is where a non-default engine was named, for messages."""
+    named = "" if engine.is_default else \
+        f"the engine {engine.name!r}" + (f" (named by {setting})" if setting else "")
     try:
-        done = subprocess.run([engine, "info", "--format", "{{.ServerVersion}}"],
+        done = subprocess.run(engine.command("info", "--format", "{{.Architecture}}"),
                               capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError:
         raise EngineError(
-            f"no container engine: {engine!r} is not installed",
+            f"no container engine: {engine.program!r} is not installed"
+            + (f", so {named} cannot be reached" if named else ""),
             hint="install Docker (Debian: apt-get install docker.io) and start it; "
             ".ci/engine in this repository does both; targets for this machine's own "
             "platform build without one",
         ) from None
     except subprocess.TimeoutExpired:
-        raise EngineError(f"{engine} info did not answer within 30 s",
+        raise EngineError(f"{named or engine.program + ' info'} did not answer within 30 s",
                           hint="is the daemon hung? restart it") from None
     if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+        if not named:
+            raise EngineError(
+                f"the {engine.program} engine is not running: {said}",
+                hint="start the daemon (e.g. `dockerd --bridge=none --iptables=false &`, as "
+                ".ci/engine does) and check `docker info`",
+            )
         raise EngineError(
-            f"the {engine} engine is not running: {done.stderr.strip().splitlines()[-1:]}",
-            hint="start the daemon (e.g. `dockerd --bridge=none --iptables=false &`, as "
-            ".ci/engine does) and check `docker info`",
+            f"{named} does not answer: {said}",
+            hint=f"check `{' '.join(engine.command('info'))}`; an engine is an address "
+            "(unix:///PATH.sock, tcp://HOST:PORT, ssh://HOST) or a `docker context ls` name",
         )
+    return pf.platforms().normalize_arch(done.stdout.strip() or host_arch())
 
 
 def check_emulation(arch: str, entry_name: str | None) -> None:
@@ -78,17 +129,24 @@ def check_emulation(arch: str, entry_name: str | None) -> None:
         )
 
 
-def image_exists(engine: str, image: str) -> str:
-    """The image's id; raises EngineError with the fix when the image is not present."""
-    done = subprocess.run([engine, "image", "inspect", "--format", "{{.Id}}", image],
+def image_id(engine: Engine, image: str) -> str | None:
+    """The image's id on ``engine``, or None when it does not hold it."""
+    done = subprocess.run(engine.command("image", "inspect", "--format", "{{.Id}}", image),
                           capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def image_exists(engine: Engine, image: str) -> str:
+    """The image's id; raises EngineError with the fix when the image is not present."""
+    found = image_id(engine, image)
+    if found is None:
+        on = "" if engine.is_default else f" on the engine {engine.name!r}"
         raise EngineError(
-            f"the builder image {image} is not available to {engine}",
-            hint=f"`{engine} pull {image}`, or where no registry is reachable run "
-            "builders/bootstrap and pass the config it prints with --config",
+            f"the builder image {image} is not available to {engine.program}{on}",
+            hint=f"`{' '.join(engine.command('pull', image))}`, or where no registry is "
+            "reachable run builders/bootstrap and pass the config it prints with --config",
         )
-    return done.stdout.strip()
+    return found
 
 
 class Container:
@@ -100,20 +158,29 @@ class Container:
         self.options = options
         self.engine = options.engine
         self.name = f"wheelhouse-{label}-{uuid.uuid4().hex[:8]}"
-        cmd = [self.engine, "create", "--pull=never", "--name", self.name,
-               "--network", options.network, "--label", "org.wheelhouse.builder=1",
-               "--label", f"{OWNER_LABEL}={owner()}"]
+        cmd = self.engine.command(
+            "create", "--pull=never", "--name", self.name, "--network", options.network,
+            "--label", "org.wheelhouse.builder=1", "--label", f"{OWNER_LABEL}={owner()}")
         if options.memory:
             cmd += ["--memory", options.memory]
         if options.cpus:
             cmd += ["--cpus", str(options.cpus)]
-        if options.ca_bundle is not None:
+        # A bind mount names a path on the engine's machine: only ours when it runs here.
+        mount_ca = options.ca_bundle is not None and self.engine.on_this_machine
+        if options.ca_bundle is not None and mount_ca:
             cmd += ["--volume", f"{options.ca_bundle.resolve()}:{CONTAINER_CA}:ro"]
         for spec in volumes:  # named volumes only (the compile cache), never host paths
             cmd += ["--volume", spec]
         cmd += [image, "sh", "-c", "while sleep 3600; do :; done"]
         self._run(cmd, what=f"create a container from {image}")
-        self._run([self.engine, "start", self.name], what=f"start {self.name}")
+        self._run(self.engine.command("start", self.name), what=f"start {self.name}")
+        if options.ca_bundle is not None and not mount_ca:
+            try:
+                self.exec_output(f"mkdir -p {Path(CONTAINER_CA).parent}")
+                self.copy_in(options.ca_bundle.resolve(), CONTAINER_CA)
+            except BaseException:
+                self.close()
+                raise
 
     def _run(self, cmd: Sequence[str], *, what: str) -> str:
         done = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
@@ -122,25 +189,46 @@ class Container:
         return done.stdout
 
     def exec_output(self, script: str) -> str:
-        return self._run([self.engine, "exec", self.name, "sh", "-c", script],
+        return self._run(self.engine.command("exec", self.name, "sh", "-c", script),
                          what=f"run {script!r} in {self.name}")
 
     def copy_in(self, src: Path, dest: str) -> None:
-        self._run([self.engine, "cp", str(src), f"{self.name}:{dest}"],
+        self._run(self.engine.command("cp", str(src), f"{self.name}:{dest}"),
                   what=f"copy {src.name} into {self.name}")
+
+    def send(self, files: Mapping[str, Path], script: str) -> str:
+        """Run ``script`` with a tar of ``files`` (member name -> host file) on its stdin:
+        one ``exec`` where a ``cp`` per file and an ``exec`` per step cost a round trip to
+        the engine each (the time around a compile, not the compile)."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, path in files.items():
+                info = tar.gettarinfo(str(path), arcname=name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+        done = subprocess.run(self.engine.command("exec", "-i", self.name, "sh", "-c", script),
+                              input=buffer.getvalue(), capture_output=True, check=False)
+        if done.returncode != 0:
+            err = done.stderr.decode(errors="replace").strip()
+            raise EngineError(f"cannot send {len(files)} files into {self.name}: {err}")
+        return done.stdout.decode(errors="replace")
 
     def copy_out(self, src: str, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
-        self._run([self.engine, "cp", f"{self.name}:{src}/.", str(dest)],
+        self._run(self.engine.command("cp", f"{self.name}:{src}/.", str(dest)),
                   what=f"copy {src} out of {self.name}")
 
     def running(self) -> bool:
-        done = subprocess.run([self.engine, "inspect", "--format", "{{.State.Running}}",
-                               self.name], capture_output=True, text=True, check=False)
+        done = subprocess.run(self.engine.command("inspect", "--format", "{{.State.Running}}",
+                                                  self.name),
+                              capture_output=True, text=True, check=False)
         return done.returncode == 0 and done.stdout.strip() == "true"
 
     def close(self) -> None:
-        subprocess.run([self.engine, "rm", "-f", self.name], capture_output=True, check=False)
+        subprocess.run(self.engine.command("rm", "-f", self.name), capture_output=True,
+                       check=False)
 
 
 class ContainerRunner:
@@ -161,7 +249,7 @@ class ContainerRunner:
         cwd: Path | None = None,
         timeout: float | None = None,
     ) -> Completed:
-        full = [self.container.engine, "exec"]
+        full = self.container.engine.command("exec")
         for key, value in {**self.base_env, **(env or {})}.items():
             full += ["-e", f"{key}={value}"]
         if cwd is not None:
@@ -225,25 +313,26 @@ def owner_gone(value: str) -> bool:
     return not pid.isdigit() or _start_time(int(pid)) != started
 
 
-def prune_stopped(engine: str) -> None:
+def prune_stopped(engine: Engine) -> None:
     """Remove builder containers whose wheelhouse process is gone: stopped ones, and running
     ones whose owner (a process on this machine, see ``owner``) was killed before it could
     remove them. Running containers of live processes (a concurrent run) are left alone."""
-    subprocess.run([engine, "container", "prune", "--force", "--filter",
-                    "label=org.wheelhouse.builder=1"], capture_output=True, check=False)
+    subprocess.run(engine.command("container", "prune", "--force", "--filter",
+                                  "label=org.wheelhouse.builder=1"),
+                   capture_output=True, check=False)
     listed = subprocess.run(
-        [engine, "ps", "--filter", "label=org.wheelhouse.builder=1", "--format",
-         "{{.ID}} {{.Label \"" + OWNER_LABEL + "\"}}"],
+        engine.command("ps", "--filter", "label=org.wheelhouse.builder=1", "--format",
+                       "{{.ID}} {{.Label \"" + OWNER_LABEL + "\"}}"),
         capture_output=True, text=True, check=False)
     orphans = [line.split()[0] for line in listed.stdout.splitlines()
                if len(line.split()) == 2 and owner_gone(line.split()[1])]
     if orphans:
-        subprocess.run([engine, "rm", "-f", *orphans], capture_output=True, check=False)
+        subprocess.run(engine.command("rm", "-f", *orphans), capture_output=True, check=False)
 
 
-def image_label(engine: str, image: str, label: str) -> str | None:
+def image_label(engine: Engine, image: str, label: str) -> str | None:
     fmt = "{{index .Config.Labels " + f'"{label}"' + "}}"
-    done = subprocess.run([engine, "image", "inspect", "--format", fmt, image],
+    done = subprocess.run(engine.command("image", "inspect", "--format", fmt, image),
                           capture_output=True, text=True, check=False)
     value = done.stdout.strip()
     return value if done.returncode == 0 and value and value != "<no value>" else None
@@ -255,16 +344,16 @@ _POLICY_FORMAT = ('{{index .Config.Labels "org.wheelhouse.policy"}} '
                   '{{range .Config.Env}}{{println .}}{{end}}')
 
 
-def image_policies(engine: str, images: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+def image_policies(engine: Engine, images: Mapping[str, str]) -> dict[str, tuple[int, int]]:
     """platform → the policy its image makes (``manylinux_x86_64`` → (2, 31)), for the images
     that say so and are present; others are left out (the platform's default applies). Never
     raises: without an engine, planning still works with the defaults."""
     out: dict[str, tuple[int, int]] = {}
     for platform, image in images.items():
         try:
-            done = subprocess.run([engine, "image", "inspect", "--format", _POLICY_FORMAT,
-                                   image], capture_output=True, text=True, timeout=30,
-                                  check=False)
+            done = subprocess.run(engine.command("image", "inspect", "--format",
+                                                 _POLICY_FORMAT, image),
+                                  capture_output=True, text=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return out
         if done.returncode != 0:

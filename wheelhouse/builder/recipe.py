@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from wheelhouse.builder.repair import (
+    NO_LIBC,
     check_fits,
     grafted_libraries,
     is_pure,
@@ -40,6 +41,9 @@ class BuiltWheel:
     seconds: float = 0.0
     #: where the recipe's time went: ``build`` (the backend), ``repair`` (auditwheel).
     phases: Mapping[str, float] = field(default_factory=dict)
+    #: the container engine that built it (``default`` or the one named for the target;
+    #: None: built on this machine without one).
+    engine: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +167,14 @@ def _build(
         repair_command(recipe.auditwheel, inner, paths.repaired, package.auditwheel_exclude),
         log=None, env=env, timeout=timeout,
     )
+    if repair.returncode != 0 and NO_LIBC in repair.output:
+        log.write(repair.output + "# wheelhouse: no extension names its libc; repairing with "
+                  "the builder image's AUDITWHEEL_PLAT\n")
+        repair = recipe.runner.run(
+            repair_command(recipe.auditwheel, inner, paths.repaired,
+                           package.auditwheel_exclude, image_plat=True),
+            log=None, env=env, timeout=timeout,
+        )
     log.write(f"$ {' '.join(repair_command(recipe.auditwheel, inner, paths.repaired, ()))}\n"
               + repair.output + ("\n" if repair.output and not repair.output.endswith("\n")
                                  else ""))

@@ -9,6 +9,7 @@ through the builder's Runner.
 from __future__ import annotations
 
 import json
+import shlex
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,12 +26,28 @@ def is_pure(wheel: Path) -> bool:
     return all(t.platform == "any" for t in tags)
 
 
+#: what auditwheel says when an extension links no libc at all (it uses only Python's C API;
+#: seen with CPython 3.9 on glibc), so ``--plat auto`` cannot tell the wheel's family.
+NO_LIBC = "couldn't detect libc for python extension"
+
+
 def repair_command(auditwheel: Sequence[str], wheel: str, out_dir: str,
-                   exclude: Sequence[str]) -> list[str]:
+                   exclude: Sequence[str], *, image_plat: bool = False) -> list[str]:
+    """``auditwheel repair``: with ``--plat auto`` (the most compatible tag the symbols
+    allow), or with ``image_plat`` the builder image's own ``$AUDITWHEEL_PLAT`` (as the pypa
+    images set it), which names the libc family for a wheel whose extensions name none;
+    auditwheel still adds the more compatible tags the wheel satisfies."""
     cmd = [*auditwheel, "repair", "--plat", "auto", "-w", out_dir]
     for soname in exclude:
         cmd += ["--exclude", soname]
-    return [*cmd, wheel]
+    if not image_plat:
+        return [*cmd, wheel]
+    cmd[cmd.index("auto")] = "$AUDITWHEEL_PLAT"
+    script = ('[ -n "$AUDITWHEEL_PLAT" ] || { echo "the builder image sets no AUDITWHEEL_PLAT" '
+              '>&2; exit 2; }; exec ' + " ".join(shlex.quote(c) if c != "$AUDITWHEEL_PLAT"
+                                                  else '"$AUDITWHEEL_PLAT"' for c in cmd)
+              + " " + shlex.quote(wheel))
+    return ["sh", "-c", script]
 
 
 def show_command(auditwheel: Sequence[str], wheel: str) -> list[str]:

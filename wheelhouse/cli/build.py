@@ -4,6 +4,7 @@ the output a person or CI reads, then publishes what a shared index lacks."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -55,6 +56,10 @@ Examples:
               help="Then upload to this wheelhouse index (its /legacy/ URL) whatever it lacks "
               "of the files these requirements need [config: publish; token: env "
               "WHEELHOUSE_UPLOAD_TOKEN].")
+@click.option("--engine", "engines", multiple=True, metavar="KEY=ENGINE",
+              help="Build the targets of KEY (an architecture, a platform or a target glob) "
+              "on ENGINE: unix:///PATH.sock, tcp://HOST:PORT, ssh://HOST or a Docker context "
+              "name (repeatable; over the config's [tool.wheelhouse.engines]).")
 @click.option("--report", "reports", multiple=True, metavar="PATH",
               type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the outcome of every pin on every target to PATH, as JSON "
@@ -67,7 +72,7 @@ def build(
     config_file: Path | None, index_url: str | None, find_links: tuple[str, ...],
     jobs: int | None, dry_run: bool,
     retry_failed: bool | None, upgrade: bool, publish_url: str | None,
-    reports: tuple[Path, ...],
+    engines: tuple[str, ...], reports: tuple[Path, ...],
 ) -> None:
     """Make the store hold wheels for every pin in REQUIREMENTS, for every target.
 
@@ -94,9 +99,17 @@ def build(
     settings = settings_for(ctx, store=store, targets=targets, skip=skip, index_url=index_url,
                             find_links=_locations(find_links), jobs=jobs,
                             retry_failed=retry_failed)
+    if engines:
+        settings = dataclasses.replace(settings, engines={**settings.engines,
+                                                          **_engines(engines)})
     # A configured builder image says which policy it makes; a target naming none gets it.
     options = build_options(settings, policies=default_policies(settings), dry_run=dry_run,
                             upgrade=upgrade)
+    if settings.engines and not dry_run:
+        from wheelhouse.builder.engines import Engines
+
+        # An engine named for a target must answer before any work starts.
+        Engines(settings.engine, settings.engines).check(options.targets)
     inputs = read_inputs((requirements + requirement_files) or settings.requirements)
     publish_url = publish_url or settings.publish
     with contextlib.ExitStack() as cleanup:
@@ -159,6 +172,22 @@ def _open_store(path: Path | str, catalogue: str | None, dry_run: bool,
                                   blobs=store.blobs)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
     return Store(tmp), Ledger(tmp)
+
+
+def _engines(given: tuple[str, ...]) -> dict[str, str]:
+    """``--engine KEY=ENGINE`` values as the config's ``engines`` table, keys checked."""
+    from wheelhouse.selectors import key_kind
+
+    out = {}
+    for value in given:
+        key, sep, spec = value.partition("=")
+        if not sep or not key.strip() or not spec.strip():
+            raise UsageError(f"--engine {value!r} is not KEY=ENGINE",
+                             hint="e.g. --engine aarch64=ssh://arm-builder or "
+                             "--engine musllinux_x86_64=unix:///run/second.sock")
+        key_kind(key.strip(), setting="--engine")
+        out[key.strip()] = spec.strip()
+    return out
 
 
 def _locations(given: tuple[str, ...]) -> tuple[str, ...]:

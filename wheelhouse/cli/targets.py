@@ -18,7 +18,10 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
     """List known target identifiers and how this machine builds each.
 
     "native" builds run on this machine with no container; the others run in a container
-    of the target's platform, under QEMU emulation where the architecture is foreign.
+    of the target's platform, under QEMU emulation where the architecture is foreign. The
+    engine column says which container engine builds each target (the default one, or the
+    one [tool.wheelhouse.engines] names for it) and whether its architecture is the
+    target's ("native") or not ("emulated").
     """
     from wheelhouse.builder.builders import Builders
     from wheelhouse.targets import host_platform, host_target, known_targets, parse_target
@@ -38,11 +41,13 @@ def targets(ctx: click.Context, config_file: Path | None, as_json: bool) -> None
         if policies.get(t.platform) == t.policy:
             accepts += " (its image's policy)"
         rows.append({"target": t.identifier, "accepts": accepts, "builds": how,
-                     "default": t == default})
+                     "engine": builders.engine(t), "default": t == default})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         mark = "*" if row["default"] else " "
-        click.echo(f"{mark} {row['target']:<30} {row['accepts']:<52} {row['builds']}")
-    click.echo("\n* the default target: this interpreter on this machine's platform")
+        click.echo(f"{mark} {row['target']:<30} {row['accepts']:<52} {row['engine']:<28} "
+                   f"{row['builds']}")
+    click.echo("\n* the default target: this interpreter on this machine's platform; engine: "
+               "which container engine builds it (- for none), natively or emulated")

@@ -180,7 +180,7 @@ class Building:
         tried: set[str] = set()
         while True:
             try:
-                built, error = self._attempt(inputs, package, log_file)
+                built, error = self._attempt(inputs, package, log_file, len(tried))
             except BuildFailed as e:  # stopped from outside: nothing is remembered
                 return self._interrupted(inputs, str(e), log_file)
             if error is None or len(tried) >= _MAX_FIXES:
@@ -198,16 +198,20 @@ class Building:
             return self._failed(inputs, (error or "the build failed") + tail, log_file)
         return self._publish(inputs, built, log_file, package, fixed)
 
-    def _attempt(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile
-                 ) -> tuple[BuiltWheel | None, str | None]:
-        """One build and its check, appended to the log: the wheel, or why it failed."""
+    def _attempt(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile,
+                 attempt: int) -> tuple[BuiltWheel | None, str | None]:
+        """One build and its check, appended to the log: the wheel, or why it failed.
+        Each attempt resolves its build requirements into a directory of its own: a retry
+        with a fix such as ``cython<3`` must not find the first attempt's Cython 3 there."""
         builder, target = inputs.builder, inputs.step.target
+        own = inputs.work / f"attempt-{attempt}"
+        own.mkdir(exist_ok=True)
         with log_file.path.open("a", encoding="utf-8") as log:
             try:
                 began = time.monotonic()
                 deps = (self.resolve_requirements(
                             build_requirements(inputs.sdist),
-                            f"{inputs.sdist.name} build-system", target, inputs.work, package)
+                            f"{inputs.sdist.name} build-system", target, own, package)
                         if builder.hermetic else None)
                 inputs.took("requirements", time.monotonic() - began)
                 began = time.monotonic()
@@ -215,7 +219,7 @@ class Building:
                     inputs.sdist, target=target, settings=package, work_dir=inputs.work,
                     log=log, timeout=self.timeout, build_deps=deps,
                     more_requirements=lambda reqs: self.resolve_requirements(
-                        reqs, f"{inputs.sdist.name} backend", target, inputs.work, package),
+                        reqs, f"{inputs.sdist.name} backend", target, own, package),
                 )
             except BuildFailed as e:
                 log.write(f"\n# wheelhouse: the build failed: {e}\n")
@@ -312,6 +316,7 @@ class Building:
             "sdist": inputs.sdist.name, "sdist_sha256": inputs.sdist_sha256,
             "sdist_url": step.candidate.url if step.candidate else None,
             "builder": inputs.builder.identity(target), "target": target.identifier,
+            "engine": built.engine,
             "auditwheel": dict(built.report), "grafted": list(built.grafted),
             "seconds": round(built.seconds, 1), "log": log_file.relative,
             "checked": package.test != "",

@@ -49,6 +49,9 @@ class Entry:
     log: str | None = None
     #: the failure is this machine's (no engine, image or emulation), not the package's.
     environment: bool = False
+    #: for a built file: the container engine that built it (``default`` or the one the
+    #: settings name for its target), from its provenance; None: built without one.
+    engine: str | None = None
 
     @property
     def pin(self) -> str:
@@ -145,4 +148,6 @@ def _entry(outcome: Outcome, lookup: Lookup, root: Path) -> Entry:
         seconds=round(outcome.seconds, 3), message=outcome.message, cause=outcome.cause,
         hint=outcome.hint, log=str(root / outcome.log) if outcome.log else None,
         environment=outcome.environment, fix=outcome.fix or None,
-        phases=dict(outcome.phases))
+        phases=dict(outcome.phases),
+        engine=str(stored.provenance["engine"]) if stored is not None
+        and stored.provenance.get("engine") else None)
