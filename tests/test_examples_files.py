@@ -25,8 +25,17 @@ def test_the_example_config_names_its_requirements_and_targets() -> None:
 def test_compose_builds_dockerfiles_that_exist() -> None:
     text = (DOCKER / "compose.yaml").read_text()
     builds = re.findall(r"context: (\S+)\n\s+dockerfile: (\S+)", text)
-    assert len(builds) == 4
+    assert len(builds) == 5  # index, warm, the two apps, and the team profile's replicas
     for context, dockerfile in builds:
         assert (DOCKER / context / dockerfile).is_file(), (context, dockerfile)
     assert "--find-links" in (DOCKER / "examples" / "Dockerfile.alpine").read_text()
     assert "--index-url" in (DOCKER / "examples" / "Dockerfile.slim").read_text()
+
+
+def test_the_team_profiles_replicas_have_a_valid_shared_store() -> None:
+    """The settings the team profile gives its replicas are ones wheelhouse accepts."""
+    text = (DOCKER / "compose.yaml").read_text()
+    env = dict(re.findall(r"^    (WHEELHOUSE_(?:STORE|CATALOGUE)): (\S+)$", text, re.M))
+    settings = load_settings(cwd=DOCKER, environ=env)
+    assert settings.store_url == "s3://wheelhouse/index"
+    assert settings.catalogue is not None and settings.catalogue.startswith("postgresql://")

@@ -9,12 +9,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import clean_env
 from tests.corpus import PROJECT, VERSION, original, upload
 from tests.hostile import Served, answered, basic, held_for, holding, serve
+from wheelhouse.store.backends import open_store
 from wheelhouse.store.model import Origin
 from wheelhouse.store.store import Store
 
@@ -25,16 +27,31 @@ HEADER_TIMEOUT = 3.0
 STALL_TIMEOUT = 3.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["local", "s3+postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Served]:
+    """The shipped server on a local store, and on a shared one (issue 18: the hostile
+    suite holds for s3+postgresql too)."""
     work = tmp_path_factory.mktemp("slow-clients")
     wheel = work / f"{PROJECT}-{VERSION}-py3-none-any.whl"
     wheel.write_bytes(original())
-    Store(work / "store").publish(wheel, origin=Origin.UPLOADED)
+    location: Path | str = work / "store"
+    extra: tuple[str, ...] = ()
+    env = clean_env()
+    if request.param == "local":
+        Store(work / "store").publish(wheel, origin=Origin.UPLOADED)
+    else:
+        pg, s3 = request.getfixturevalue("postgres_server"), request.getfixturevalue("s3_server")
+        location, catalogue = f"s3://{s3.new_bucket()}/index", pg.new_database()
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in s3.env().items():
+                mp.setenv(key, value)
+            open_store(location, catalogue=catalogue).publish(wheel, origin=Origin.UPLOADED)
+        extra, env = ("--catalogue", catalogue), clean_env(**s3.env())
     (work / "token").write_text(TOKEN + "\n")
-    served = serve(work / "store", "--upload-token-file", str(work / "token"),
+    served = serve(location, "--upload-token-file", str(work / "token"),
                    "--header-timeout", str(HEADER_TIMEOUT),
-                   "--upload-stall-timeout", str(STALL_TIMEOUT), env=clean_env())
+                   "--upload-stall-timeout", str(STALL_TIMEOUT), *extra, env=env)
     assert "granian" in "".join(served.output), "granian must be the default server"
     try:
         yield served

@@ -116,7 +116,8 @@ def stop(proc: subprocess.Popen[str], *, then_reap: bool = True) -> int:
     """SIGTERM, as a service manager stops it; then (by default) nothing of it is left."""
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(timeout=20)
+        # systemd allows 90 s (TimeoutStopSec); 20 s was missed on a machine at load 15.
+        return proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -31,13 +31,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse, create_environ
 
-from tests.conftest import local_options
+from tests.conftest import SharedStore, local_options
 from tests.distributions import write_wheel as make_wheel
 from wheelhouse.distributions import platform_problem
 from wheelhouse.errors import UsageError
 from wheelhouse.options import ServerOptions, token_from_file
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import make_server
+from wheelhouse.store.backends import open_store
 from wheelhouse.store.model import Origin
 from wheelhouse.store.store import Store
 
@@ -654,23 +655,43 @@ def test_token_from_file(tmp_path: Path) -> None:
 
 
 class Live:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, catalogue: str | None = None,
+                 store: str | None = None) -> None:
         self.root = root
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.upload_url = f"{self.base}/legacy/"
+        self._where = (store or root, catalogue)
+
+    def store(self) -> Store:
+        """The store the server writes to: a local one, or a shared one (s3 + PostgreSQL)."""
+        return open_store(self._where[0], catalogue=self._where[1], readonly=True)
+
+    @property
+    def tmp(self) -> Path:
+        """Where uploads are staged (the store's own tmp/, or this machine's staging area
+        for a bucket): empty again once every upload ended, however it ended."""
+        return self.store().root / "tmp"
 
 
-def start(root: Path, **options: Any) -> tuple[Live, Any, threading.Thread]:
-    server = make_server(local_options(root, threads=4, **options))
+def start(root: Path, shared: SharedStore | None = None, **options: Any
+          ) -> tuple[Live, Any, threading.Thread]:
+    where: dict[str, Any] = {} if shared is None else {"catalogue": shared.catalogue}
+    store: Path | str = root if shared is None else shared.store
+    server = make_server(local_options(store, threads=4, **where, **options))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return Live(root, server.port), server, thread
+    return Live(root, server.port, **where, store=None if shared is None else shared.store), \
+        server, thread
 
 
-@pytest.fixture
-def live(root: Path) -> Iterator[Live]:
-    server_info, server, thread = start(root, upload_token=TOKEN, max_upload_bytes=200_000)
+@pytest.fixture(params=["local", "s3+postgresql"])
+def live(request: pytest.FixtureRequest, root: Path) -> Iterator[Live]:
+    """The real server on a local store, and on a shared one: the hostile and crash cases of
+    uploads hold for both."""
+    shared = request.getfixturevalue("shared_store") if request.param != "local" else None
+    server_info, server, thread = start(root, shared, upload_token=TOKEN,
+                                        max_upload_bytes=200_000)
     try:
         yield server_info
     finally:
@@ -772,8 +793,8 @@ def test_twine_wrong_or_missing_token_stores_nothing(live: Live, tmp_path: Path,
     assert resp.status == 401
     assert resp.getheader("WWW-Authenticate") == 'Basic realm="wheelhouse"'
     conn.close()
-    assert Store(live.root).files() == []
-    assert list((live.root / "tmp").iterdir()) == []
+    assert live.store().files() == []
+    assert list(live.tmp.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -791,7 +812,7 @@ def test_twine_reupload_and_changed_bytes(live: Live, tmp_path: Path, src: Path)
     assert "File already exists" in refused.stdout + refused.stderr
     status, data = fetch(f"{live.base}/files/wh-twine-probe/{wheel.name}")
     assert (status, data) == (200, original)
-    assert [f.sha256 for f in Store(live.root).files()] == [sha256(original)]
+    assert [f.sha256 for f in live.store().files()] == [sha256(original)]
 
 
 def changed_wheel(tmp: Path, wheel: Path) -> Path:
@@ -864,8 +885,8 @@ def test_twine_upload_over_the_limit_is_413(live: Live, tmp_path: Path, src: Pat
     result = twine(tmp_path, live.upload_url, str(big))
     assert result.returncode != 0
     assert "413" in result.stdout + result.stderr
-    assert Store(live.root).files() == []
-    assert list((live.root / "tmp").iterdir()) == []
+    assert live.store().files() == []
+    assert list(live.tmp.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -876,12 +897,12 @@ def test_uv_publish(live: Live, tmp_path: Path, src: Path) -> None:
         result = uv(tmp_path, "publish", "--publish-url", url, "--token", TOKEN,
                     "--trusted-publishing", "never", str(wheel), str(sdist))
         assert result.returncode == 0, result.stdout + result.stderr
-    assert {f.filename for f in Store(live.root).files()} == {wheel.name, sdist.name}
+    assert {f.filename for f in live.store().files()} == {wheel.name, sdist.name}
     wrong = uv(tmp_path, "publish", "--publish-url", live.upload_url, "--token", "wrong",
                "--trusted-publishing", "never", str(make_wheel(src, "wh-uv-probe", "2.0")))
     assert wrong.returncode != 0
     assert "403" in wrong.stdout + wrong.stderr
-    assert len(Store(live.root).files()) == 2
+    assert len(live.store().files()) == 2
     status, body = fetch(f"{live.base}/simple/wh-uv-probe/", {"Accept": JSON})
     assert status == 200 and len(json.loads(body)["files"]) == 2
 
@@ -930,8 +951,8 @@ def test_truncated_bodies_on_the_real_server(live: Live, src: Path) -> None:
     resp = conn.getresponse()
     assert resp.status == 400 and b"cut off" in resp.read()
     conn.close()
-    assert Store(live.root).files() == []
-    assert list((live.root / "tmp").iterdir()) == []
+    assert live.store().files() == []
+    assert list(live.tmp.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.conftest import SharedStore
 from tests.corpus import _damaged, evil, original
 from tests.distributions import wheel_bytes
 from tests.test_upload import TOKEN, form_for, post
@@ -22,14 +23,20 @@ from wheelhouse.errors import Stalled
 from wheelhouse.options import ServerOptions
 from wheelhouse.server.app import create_app
 from wheelhouse.server.bodies import PacedReader, UploadSlots
+from wheelhouse.store.backends import open_store
 from wheelhouse.store.store import Store
 
 JSON = "application/vnd.pypi.simple.v1+json"
 CLICK = "click-8.1.7-py3-none-any.whl"
 
 
-def app_for(root: Path, **options: Any) -> Flask:
-    return create_app(ServerOptions(store=root, upload_token=TOKEN, **options))
+#: the catalogue of each shared store a test runs against, by its s3:// URL.
+_CATALOGUES: dict[str, str] = {}
+
+
+def app_for(root: Path | str, **options: Any) -> Flask:
+    return create_app(ServerOptions(store=root, upload_token=TOKEN,
+                                    catalogue=_CATALOGUES.get(str(root)), **options))
 
 
 def write(directory: Path, filename: str, data: bytes) -> Path:
@@ -39,21 +46,27 @@ def write(directory: Path, filename: str, data: bytes) -> Path:
     return path
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return tmp_path / "store"
+@pytest.fixture(params=["local", "s3+postgresql"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A local store, or a shared one (its s3:// URL): issue 9's limits hold for both."""
+    if request.param == "local":
+        return tmp_path / "store"
+    shared: SharedStore = request.getfixturevalue("shared_store")
+    _CATALOGUES[shared.store] = shared.catalogue
+    return shared.store
 
 
 @pytest.fixture
-def client(root: Path, tmp_path: Path) -> FlaskClient:
+def client(root: Path | str, tmp_path: Path) -> FlaskClient:
     client = app_for(root).test_client()
     resp = post(client, form_for(write(tmp_path / "orig", CLICK, original())))
     assert resp.status_code == 200, resp.get_data(as_text=True)
     return client
 
 
-def files(root: Path) -> dict[str, str]:
-    return {f.filename: f.sha256 for f in Store(root, readonly=True).files()}
+def files(root: Path | str) -> dict[str, str]:
+    store = open_store(root, catalogue=_CATALOGUES.get(str(root)), readonly=True)
+    return {f.filename: f.sha256 for f in store.files()}
 
 
 @pytest.mark.parametrize(("filename", "version", "status"), [
@@ -65,7 +78,8 @@ def files(root: Path) -> dict[str, str]:
     (CLICK, "8.1.7", 409),
 ])
 def test_look_alikes_of_a_published_release_are_refused(
-    client: FlaskClient, root: Path, tmp_path: Path, filename: str, version: str, status: int
+    client: FlaskClient, root: Path | str, tmp_path: Path, filename: str, version: str,
+    status: int,
 ) -> None:
     before = files(root)
     resp = post(client, form_for(write(tmp_path / "evil", filename, evil(version)),
@@ -78,7 +92,7 @@ def test_look_alikes_of_a_published_release_are_refused(
 
 
 def test_the_same_bytes_under_another_spelling_change_nothing(
-    client: FlaskClient, root: Path, tmp_path: Path
+    client: FlaskClient, root: Path | str, tmp_path: Path
 ) -> None:
     before = files(root)
     resp = post(client, form_for(write(tmp_path / "same", "Click-8.1.7-py3-none-any.whl",
@@ -87,7 +101,8 @@ def test_the_same_bytes_under_another_spelling_change_nothing(
     assert files(root) == before
 
 
-def test_local_versions_and_build_tags_only_when_allowed(root: Path, tmp_path: Path) -> None:
+def test_local_versions_and_build_tags_only_when_allowed(root: Path | str,
+                                                         tmp_path: Path) -> None:
     local = write(tmp_path, "wh_x-1.0+abc-py3-none-any.whl", wheel_bytes("wh-x", "1.0+abc"))
     tagged = write(tmp_path, "wh_y-1.0-2-py3-none-any.whl", wheel_bytes("wh-y", "1.0"))
     strict = app_for(root).test_client()
@@ -105,7 +120,7 @@ def test_local_versions_and_build_tags_only_when_allowed(root: Path, tmp_path: P
     assert post(lenient, form_for(other, name=None, version=None)).status_code == 409
 
 
-def test_metadata_folder_of_another_release_is_400(client: FlaskClient, root: Path,
+def test_metadata_folder_of_another_release_is_400(client: FlaskClient, root: Path | str,
                                                    tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -129,14 +144,15 @@ def _rename_folder(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def test_a_damaged_member_anywhere_in_the_wheel_is_400(client: FlaskClient, root: Path,
+def test_a_damaged_member_anywhere_in_the_wheel_is_400(client: FlaskClient, root: Path | str,
                                                        tmp_path: Path) -> None:
     damaged = _damaged(wheel_bytes("wh-crc", "1.0"), "wh_crc/__init__.py")
     resp = post(client, form_for(write(tmp_path, "wh_crc-1.0-py3-none-any.whl", damaged)))
     assert resp.status_code == 400 and "damaged" in resp.get_data(as_text=True)
 
 
-def test_uploads_beyond_the_slots_get_503_with_retry_after(root: Path, tmp_path: Path) -> None:
+def test_uploads_beyond_the_slots_get_503_with_retry_after(root: Path | str,
+                                                           tmp_path: Path) -> None:
     app = app_for(root, upload_slots=1)
     slots: UploadSlots = app.extensions["wheelhouse"].uploads.slots
     assert slots.take()  # another upload is being read
@@ -163,7 +179,7 @@ def test_a_block_slower_than_the_pace_stalls_the_upload() -> None:
     assert PacedReader(io.BytesIO(b"abc"), stall_timeout=0.1).read(5) == b"abc"
 
 
-def test_publish_waits_out_busy_slots(root: Path, tmp_path: Path) -> None:
+def test_publish_waits_out_busy_slots(root: Path | str, tmp_path: Path) -> None:
     """A runner's `--publish` meets 503 while other runners' uploads hold the slots: it comes
     back after Retry-After instead of failing."""
     import threading

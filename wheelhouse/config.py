@@ -44,6 +44,17 @@ def _path(key: str, v: Any) -> Path:
     return path if path.is_absolute() else _BASE.get() / path
 
 
+def _store(key: str, v: Any) -> Path | str:
+    """A store directory (``_path``), or a bucket URL (``s3://BUCKET/PREFIX``) as it is."""
+    text = _str(key, v)
+    if "://" in text:
+        if not text.startswith("s3://"):
+            raise ConfigError(f"{key}: {text} is neither a directory nor an s3:// URL",
+                              hint="give a directory, or s3://BUCKET/PREFIX for a bucket")
+        return text
+    return _path(key, text)
+
+
 def _paths(key: str, v: Any) -> tuple[Path, ...]:
     return tuple(_path(key, p) for p in _strs(key, v))
 
@@ -209,7 +220,10 @@ def _packages(key: str, v: Any) -> dict[str, PackageSettings]:
 
 
 KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
-    "store": ("store", _path),
+    "store": ("store", _store),
+    "catalogue": ("catalogue", _str),
+    "presign-downloads": ("presign_downloads", _bool),
+    "presign-endpoint": ("presign_endpoint", _str),
     "targets": ("targets", _strs),
     "skip": ("skip", _strs),
     "index-url": ("index_url", _str),
@@ -337,5 +351,7 @@ def load_settings(
     values.update(file_values(config_file, cwd or Path.cwd()))
     values.update(env_values(os.environ if environ is None else environ))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None and v != ()})
+    if isinstance(values.get("store"), str):  # the last source that named a store wins
+        values["store_url"] = values.pop("store")
     return Settings(**values)
 

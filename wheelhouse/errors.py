@@ -151,6 +151,15 @@ class StoreFull(StoreError):
         self.free = free
 
 
+class SchemaTooNew(StoreError):
+    """The shared catalogue (PostgreSQL) was migrated by a newer wheelhouse than this one:
+    reading or writing it with older code could lose what the newer code records."""
+
+    exit_code = 10
+    meaning = ("the shared catalogue's schema is newer than this wheelhouse (upgrade "
+               "wheelhouse)")
+
+
 # -- 6: builds ------------------------------------------------------------------------------
 
 class BuildError(WheelhouseError):

@@ -54,9 +54,9 @@ def store_views(store: StoreReader, settings: Settings) -> Views:
     def candidates(name: NormalizedName) -> Sequence[Candidate]:
         out = []
         for f in store.files(name):
-            cand = candidate_from(f.filename, store.file_path(f).as_uri(), sha256=f.sha256,
+            cand = candidate_from(f.filename, store.file_url(f), sha256=f.sha256,
                                   requires_python=f.requires_python, yanked=f.yanked,
-                                  source=str(store.root))
+                                  source=store.location)
             if cand is not None:
                 out.append(cand)
         return out

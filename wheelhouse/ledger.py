@@ -8,6 +8,11 @@ and logs to people). Layout under the store root::
     ledger.sqlite3                failures and caches
     logs/<project>/<version>/...  build logs
     locks/                        one lock file per build in progress
+
+With a catalogue in PostgreSQL (a shared store) the failures and caches are tables there and
+the build locks are advisory locks, so runners on other machines take turns too; with a
+bucket, each finished log is also kept there under ``logs/`` (``keep_log``), where every
+replica's web page reads it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from wheelhouse.store.db import Database
-from wheelhouse.store.store import file_lock
+from wheelhouse.errors import StoreError
+from wheelhouse.store.db import Database, Db
+from wheelhouse.util import file_lock
+
+if TYPE_CHECKING:
+    from wheelhouse.store.pg import PgDatabase
+    from wheelhouse.store.s3 import S3Blobs
 
 FILENAME = "ledger.sqlite3"
 
@@ -71,13 +81,20 @@ class LogFile:
 class Ledger:
     """The ledger of the store at ``root``. Read-only when the store is (``list``, dry runs)."""
 
-    def __init__(self, root: Path, *, readonly: bool = False) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False, shared: PgDatabase | None = None,
+                 blobs: S3Blobs | None = None) -> None:
         self.root = Path(os.path.abspath(root))
+        self.blobs = blobs
         self.readonly = readonly
-        self._db = Database(self.root / FILENAME, schema=_SCHEMA, readonly=readonly,
-                            what="build ledger")
+        self._shared = shared
+        self._db: Db = shared if shared is not None else Database(
+            self.root / FILENAME, schema=_SCHEMA, readonly=readonly, what="build ledger")
         self._exists = not readonly or (self.root / FILENAME).is_file()
-        if not readonly:
+        if shared is not None:
+            self._exists = True
+            if not readonly:
+                shared.create()
+        elif not readonly:
             (self.root / "locks").mkdir(parents=True, exist_ok=True)
             with file_lock(self.root / "locks" / "ledger.lock"):
                 self._db.create()
@@ -99,7 +116,10 @@ class Ledger:
         detail = json.dumps({"cause": list(failure.cause), "hint": failure.hint})
         with self._db.transaction() as tx:
             tx.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO failures VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (key) DO UPDATE "
+                "SET project=excluded.project, version=excluded.version, "
+                "target=excluded.target, message=excluded.message, log=excluded.log, "
+                "time=excluded.time, detail=excluded.detail",
                 (failure.key, failure.project, failure.version, failure.target,
                  failure.message, failure.log, failure.time, detail),
             )
@@ -119,7 +139,8 @@ class Ledger:
         if self.readonly:
             return  # dry runs remember nothing
         with self._db.transaction() as tx:
-            tx.execute("INSERT OR REPLACE INTO cache VALUES (?,?)", (key, json.dumps(value)))
+            tx.execute("INSERT INTO cache VALUES (?,?) ON CONFLICT (key) DO UPDATE SET "
+                       "value = excluded.value", (key, json.dumps(value)))
 
     # -- logs and locks --------------------------------------------------------------------
     def new_log(self, project: str, version: str, target: str) -> LogFile:
@@ -128,6 +149,15 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         return LogFile(path=path, relative=str(path.relative_to(self.root)))
 
+    def keep_log(self, log: LogFile) -> None:
+        """Copy a finished log into the bucket, for replicas on other machines (a shared
+        store); a log that cannot be kept there stays only here, which a build survives."""
+        if self.blobs is None or not log.path.is_file():
+            return
+        with contextlib.suppress(StoreError, OSError):
+            data = log.path.read_bytes()
+            self.blobs.put_new(log.relative, data, hashlib.sha256(data).hexdigest())
+
     def log_path(self, relative: str) -> Path:
         return self.root / relative
 
@@ -135,9 +165,25 @@ class Ledger:
     def build_lock(self, project: str, version: str, target: str) -> Iterator[None]:
         """Held while one (pin, target) builds, so concurrent runs build it once."""
         key = f"build:{canonicalize_name(project)}:{version}:{target}"
+        if self._shared is not None:
+            with self._shared.advisory_lock(key):
+                yield
+            return
         name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
         with file_lock(self.root / "locks" / name):
             yield
+
+
+def open_ledger(root: Path, *, catalogue: str | None = None, readonly: bool = False,
+                blobs: S3Blobs | None = None) -> Ledger:
+    """The ledger beside the store at ``root``, or in the shared ``catalogue``'s database
+    (and its logs also in the store's bucket)."""
+    if catalogue is None:
+        return Ledger(root, readonly=readonly)
+    from wheelhouse.store.pg import PgDatabase
+
+    db = PgDatabase(catalogue, component="ledger", readonly=readonly, max_size=8)
+    return Ledger(root, readonly=readonly, shared=db, blobs=blobs)
 
 
 

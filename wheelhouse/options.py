@@ -71,7 +71,15 @@ class ServerOptions:
     """What every server entry point needs, tokens already resolved. Picklable, so it can
     cross a spawn to granian's workers; tokens stay out of its repr."""
 
-    store: Path
+    #: a directory, or a bucket as ``s3://BUCKET/PREFIX`` (which needs ``catalogue``).
+    store: Path | str
+    #: the catalogue in PostgreSQL (``postgresql://…``), shared by replicas; None: SQLite.
+    catalogue: str | None = field(default=None, repr=False)
+    #: answer downloads from a bucket with a redirect to a presigned URL (off: the server
+    #: streams them, so clients need no access to the bucket).
+    presign_downloads: bool = False
+    #: the public endpoint presigned URLs point at; None: the replicas' own endpoint.
+    presign_endpoint: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     #: accept uploads at /legacy/ with it (HTTP Basic, user __token__), and create a missing
@@ -191,7 +199,9 @@ def server_options(
         raise UsageError("--workers needs --server granian",
                          hint="the built-in server is one process; drop --workers")
     return ServerOptions(
-        store=settings.store, host=settings.host, port=settings.port,
+        store=settings.store_location, catalogue=settings.catalogue,
+        presign_downloads=settings.presign_downloads,
+        presign_endpoint=settings.presign_endpoint, host=settings.host, port=settings.port,
         upload_token=resolve_token("upload", upload_token_file, environ),
         read_token=resolve_token("read", read_token_file, environ),
         max_upload_bytes=(DEFAULT_MAX_UPLOAD_BYTES if max_upload_bytes is None

@@ -64,6 +64,17 @@ class PackageSettings:
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     store: Path = field(default_factory=default_store)
+    #: the store in a bucket (``s3://BUCKET/PREFIX``); ``store`` is then unused.
+    store_url: str | None = None
+    #: the catalogue and build ledger in PostgreSQL (``postgresql://…``); None: SQLite
+    #: beside a local store.
+    catalogue: str | None = None
+    #: ``serve``: answer downloads from a bucket with a redirect to a presigned URL instead
+    #: of streaming them through the server.
+    presign_downloads: bool = False
+    #: the bucket's public endpoint the presigned URLs are signed for (clients outside the
+    #: replicas' network); None: the endpoint the replicas use (AWS_ENDPOINT_URL, or AWS's).
+    presign_endpoint: str | None = None
     #: target identifiers or globs over the known ones (``cp31*-musllinux_*``).
     targets: tuple[str, ...] = ()
     #: globs of targets to drop from ``targets`` (``*t-*``: no free-threaded builds).
@@ -103,6 +114,11 @@ class Settings:
     #: keep a compile cache (ccache, where the builder image has it) per builder image in a
     #: named volume of the engine, between runs.
     compile_cache: bool = True
+
+    @property
+    def store_location(self) -> Path | str:
+        """The store as ``backends.open_store`` takes it: a directory or a bucket URL."""
+        return self.store_url if self.store_url is not None else self.store
 
     def package(self, name: str) -> PackageSettings:
         """The settings a build of ``name`` uses: its own table, plus the global build

@@ -1,14 +1,16 @@
 """Small helpers on files and time that the store, the ledger, export and execution share:
-hashing a file, syncing a directory entry to disk, telling a full disk from other write
-failures, and the one timestamp format."""
+hashing a file, syncing a file or a directory entry to disk, a lock file across processes,
+telling a full disk from other write failures, and the one timestamp format."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,3 +79,22 @@ def _filesystem(path: Path) -> tuple[Path, int | None]:
         return mount, shutil.disk_usage(existing).free
     except OSError:
         return mount, None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), across processes."""
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

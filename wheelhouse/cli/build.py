@@ -113,9 +113,11 @@ def build(
     inputs = read_inputs((requirements + requirement_files) or settings.requirements)
     publish_url = publish_url or settings.publish
     with contextlib.ExitStack() as cleanup:
-        store_obj, ledger = _open_store(settings.store, dry_run, cleanup)
+        store_obj, ledger = _open_store(settings.store_location, settings.catalogue, dry_run,
+                                        cleanup)
         output = BuildOutput(echo=click.echo, stream=sys.stdout, environ=os.environ,
-                             root=store_obj.root, dry_run=dry_run, reports=reports)
+                             root=store_obj.root, dry_run=dry_run, reports=reports,
+                             store=store_obj.location)
         progress = cleanup.enter_context(output.progress())
         pipeline = Pipeline(options=options, store=store_obj, ledger=ledger, inputs=inputs,
                             progress=progress)
@@ -123,7 +125,7 @@ def build(
         names = ", ".join(str(t) for t in options.targets)
         click.echo(f"{'Planning' if dry_run else 'Building'} "
                    f"{plural(inputs.size, 'requirement')} for {names} into "
-                   f"{settings.store}")
+                   f"{settings.store_location}")
         result = pipeline.run()
     try:
         output.finish(result, lookup=store_obj.get)
@@ -152,18 +154,22 @@ def build(
         raise error
 
 
-def _open_store(path: Path, dry_run: bool, cleanup: contextlib.ExitStack) -> tuple[Any, Any]:
+def _open_store(path: Path | str, catalogue: str | None, dry_run: bool,
+                cleanup: contextlib.ExitStack) -> tuple[Any, Any]:
     """The store and its ledger. A dry run opens both read-only if they exist, otherwise an
     empty store in a temporary place: it never creates or changes the real one."""
     import tempfile
 
-    from wheelhouse.ledger import Ledger
+    from wheelhouse.ledger import Ledger, open_ledger
+    from wheelhouse.store import backends
     from wheelhouse.store.store import Store
 
-    if not dry_run:
-        return Store(path), Ledger(path)
-    if Store.exists(path):
-        return Store(path, readonly=True), Ledger(path, readonly=True)
+    if not dry_run or backends.exists(path, catalogue):
+        # The bucket is checked when first used: a no-op build never uses it.
+        store = backends.open_store(path, catalogue=catalogue, readonly=dry_run,
+                                    check_bucket=False)
+        return store, open_ledger(store.root, catalogue=catalogue, readonly=dry_run,
+                                  blobs=store.blobs)
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="wheelhouse-dry-run-")))
     return Store(tmp), Ledger(tmp)
 

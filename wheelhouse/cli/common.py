@@ -29,7 +29,29 @@ def exit_status_help() -> str:
 
 def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
     config = ctx.obj.get("config") if ctx.obj else None
+    if ctx.obj and ctx.obj.get("catalogue"):
+        overrides.setdefault("catalogue", ctx.obj["catalogue"])
     return load_settings(config_file=config, overrides=overrides)
+
+
+class _StoreLocation(click.ParamType[Path | str, Any]):
+    """A store directory (a Path), or a bucket as ``s3://BUCKET/PREFIX`` (kept as text)."""
+
+    name = "DIRECTORY|s3://BUCKET/PREFIX"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path | str:
+        if isinstance(value, str) and value.startswith("s3://"):
+            return value
+        if isinstance(value, str) and "://" in value:
+            self.fail(f"{value} is neither a directory nor an s3:// URL", param, ctx)
+        return Path(value)
+
+
+def _remember_catalogue(ctx: click.Context, _param: click.Parameter, value: str | None
+                        ) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["catalogue"] = value
 
 
 def config_option(f: F) -> F:
@@ -41,9 +63,16 @@ def config_option(f: F) -> F:
 
 
 def store_option(f: F) -> F:
+    f = click.option(
+        "--catalogue", metavar="postgresql://…", expose_value=False,
+        callback=_remember_catalogue,
+        help="Keep the catalogue and build ledger in this PostgreSQL database (needed for an "
+        "s3:// store; shared by replicas and runners) [env WHEELHOUSE_CATALOGUE].",
+    )(f)
     return click.option(
-        "--store", type=click.Path(path_type=Path, file_okay=False),
-        help="The store directory [default: $XDG_DATA_HOME/wheelhouse/store; "
+        "--store", type=_StoreLocation(),
+        help="The store: a directory, or s3://BUCKET/PREFIX for a bucket (endpoint and keys "
+        "from AWS_* / ~/.aws) [default: $XDG_DATA_HOME/wheelhouse/store; "
         "env WHEELHOUSE_STORE].",
     )(f)
 
@@ -79,17 +108,17 @@ def walk_store(ctx: click.Context, requirements: tuple[Path, ...], targets: tupl
     from wheelhouse.builder.builders import default_policies
     from wheelhouse.inputs import read_inputs
     from wheelhouse.installable import installable
-    from wheelhouse.ledger import Ledger
+    from wheelhouse.ledger import open_ledger
     from wheelhouse.options import build_options
-    from wheelhouse.store.store import Store
+    from wheelhouse.store.backends import open_store
 
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store, targets=targets, skip=skip)
     options = build_options(settings, policies=default_policies(settings))
     inputs = read_inputs(requirements or settings.requirements)
-    st = Store(settings.store, readonly=True)
-    failures = Ledger(settings.store, readonly=True).failures()
+    st = open_store(settings.store_location, catalogue=settings.catalogue, readonly=True)
+    failures = open_ledger(st.root, catalogue=settings.catalogue, readonly=True).failures()
     results = [installable(inputs.for_target(t), t, st, settings, failures)
                for t in options.targets]
     return settings, inputs, results

@@ -39,6 +39,13 @@ def gc(ctx: click.Context, store: Path | None, config_file: Path | None, dry_run
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store)
+    if settings.store_url is not None or settings.catalogue is not None:
+        from wheelhouse.errors import UsageError
+
+        raise UsageError(f"`wheelhouse gc` does not clean the shared store "
+                         f"{settings.store_location} yet",
+                         hint="published files never need collecting; staging debris on "
+                         "each machine is removed whenever a writer opens the store")
     if not Store.exists(settings.store):
         raise StoreError(f"no wheelhouse store at {settings.store}",
                          hint="point --store at an existing store")

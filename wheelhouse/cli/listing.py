@@ -20,15 +20,15 @@ from wheelhouse.cli.common import config_option, human_size, settings_for, store
 def list_(ctx: click.Context, project: str | None, store: Path | None,
           config_file: Path | None, failures: bool, as_json: bool) -> None:
     """List what the store holds (optionally for one PROJECT), with origin and size."""
-    from wheelhouse.ledger import Ledger, failure_json
-    from wheelhouse.store.store import Store
+    from wheelhouse.ledger import failure_json, open_ledger
+    from wheelhouse.store.backends import open_store
 
     if config_file is not None:
         ctx.obj["config"] = config_file
     settings = settings_for(ctx, store=store)
-    st = Store(settings.store, readonly=True)
+    st = open_store(settings.store_location, catalogue=settings.catalogue, readonly=True)
     if failures:
-        fails = Ledger(settings.store, readonly=True).failures()
+        fails = open_ledger(st.root, catalogue=settings.catalogue, readonly=True).failures()
         if as_json:
             click.echo(json.dumps([failure_json(f) for f in fails], indent=2))
         for failure in [] if as_json else fails:

@@ -104,7 +104,7 @@ def serve(ctx: click.Context, store: Path | None, config_file: Path | None,
         from wheelhouse.server.production import check_store
         from wheelhouse.server.serving import serve as run_server
 
-        check_store(options.store, create=True)
+        check_store(options.store, create=True, catalogue=options.catalogue)
 
         click.echo("warning: the built-in server is for development; a few dozen idle "
                    "connections stop it (use the default, granian, for a shared index)",

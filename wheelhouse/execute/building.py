@@ -161,10 +161,17 @@ class Building:
                 return self._build_locked(inputs)
 
     def _build_locked(self, inputs: _Inputs) -> Outcome:
-        step, builder, target = inputs.step, inputs.builder, inputs.step.target
-        pin = step.pin
+        pin = inputs.step.pin
         package = self.package(pin.project)
-        log_file = self.ledger.new_log(pin.project, pin.version, target.identifier)
+        log_file = self.ledger.new_log(pin.project, pin.version, inputs.step.target.identifier)
+        try:
+            return self._build_logged(inputs, package, log_file)
+        finally:
+            self.ledger.keep_log(log_file)  # a shared store's bucket keeps it too
+
+    def _build_logged(self, inputs: _Inputs, package: PackageSettings, log_file: LogFile
+                      ) -> Outcome:
+        step, builder, target = inputs.step, inputs.builder, inputs.step.target
         self.progress.started(step, builder.describe(target))
         with log_file.path.open("w", encoding="utf-8") as log:  # the recipe reads it back
             log.write(f"# wheelhouse {__version__}: {inputs.sdist.name} for {target} with "

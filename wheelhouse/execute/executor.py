@@ -128,7 +128,7 @@ class Executor:
         with self._seen_guard:
             names = sorted(self._seen.get(target.identifier, ()))
         files = [self.store.get(name) for name in names]
-        return [self.store.file_path(f) for f in files
+        return [self.store.local_file(f) for f in files
                 if f is not None and f.filename.endswith(".whl")]
 
     def _run(self, step: Step) -> Outcome:
@@ -203,7 +203,7 @@ class Executor:
         for outcome in outcomes:
             f = self.store.get(outcome.filename) if outcome.filename else None
             if f is not None and not (deps / f.filename).exists():
-                os.link(self.store.file_path(f), deps / f.filename)
+                os.link(self.store.local_file(f), deps / f.filename)
         return deps
 
 

@@ -65,10 +65,10 @@ def _core_metadata(store: StoreReader, f: StoredFile) -> Message | None:
         if f.kind is Kind.WHEEL:
             meta = store.metadata_path(f)
             data = meta.read_bytes() if meta.is_file() else read_wheel_metadata(
-                store.file_path(f), f.filename)
+                store.local_file(f), f.filename)
         else:
             base = f.filename.removesuffix(".tar.gz")
-            with tarfile.open(store.file_path(f), "r:gz") as tf:
+            with tarfile.open(store.local_file(f), "r:gz") as tf:
                 handle = tf.extractfile(f"{base}/PKG-INFO")
                 data = handle.read() if handle is not None else None
     except (WheelhouseError, KeyError, OSError, EOFError, tarfile.TarError, zlib.error):

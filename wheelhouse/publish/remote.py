@@ -219,7 +219,7 @@ def _upload(
     auth: tuple[str, str] | None, timeout: float,
 ) -> str:
     """"uploaded", or "exists" when the remote says the filename is taken."""
-    path = store.file_path(f)
+    path = store.local_file(f)
     sha256, blake2 = _digests(path)
     if sha256 != f.sha256:
         raise PublishError(

@@ -92,10 +92,12 @@ class BuildReport:
 
     @classmethod
     def of(cls, result: RunResult, *, lookup: Lookup, root: Path, seconds: float,
-           dry_run: bool = False) -> BuildReport:
+           dry_run: bool = False, store: str | None = None) -> BuildReport:
+        """``store``: what to call the store when it is not ``root`` (a bucket's URL)."""
         return cls(
             targets=tuple(_target(t, lookup, root) for t in result.results),
-            store=str(root), seconds=seconds, dry_run=dry_run, notes=tuple(result.notes))
+            store=store or str(root), seconds=seconds, dry_run=dry_run,
+            notes=tuple(result.notes))
 
     @property
     def entries(self) -> list[Entry]:

@@ -33,10 +33,11 @@ from wheelhouse.report.plain import (
 
 class BuildOutput:
     def __init__(self, *, echo: Echo, stream: TextIO, environ: Mapping[str, str], root: Path,
-                 dry_run: bool, reports: Sequence[Path] = ()) -> None:
+                 dry_run: bool, reports: Sequence[Path] = (), store: str | None = None) -> None:
         self.echo = echo
         self.stream = stream
         self.root = root
+        self.store = store
         self.dry_run = dry_run
         self.reports = tuple(reports)
         summary = environ.get("GITHUB_STEP_SUMMARY", "")
@@ -63,7 +64,7 @@ class BuildOutput:
     def finish(self, result: RunResult, *, lookup: Lookup) -> BuildReport:
         """Print the summary and write the reports; the CLI then picks the exit status."""
         report = BuildReport.of(result, lookup=lookup, root=self.root, dry_run=self.dry_run,
-                                seconds=time.monotonic() - self.began)
+                                seconds=time.monotonic() - self.began, store=self.store)
         if self.live:
             from wheelhouse.report.table import render_table
 

@@ -23,12 +23,13 @@ from wheelhouse.options import ServerOptions
 from wheelhouse.server.auth import Access, check_token
 from wheelhouse.server.bodies import UploadSlots
 from wheelhouse.server.fallthrough import UpstreamPages
-from wheelhouse.server.files import Blocks, FileCache, answer_download
+from wheelhouse.server.files import FileCache, answer_download, body_of
 from wheelhouse.server.hot import READ_CHECKED, HotPath, PageOptions, answer_simple, not_modified
 from wheelhouse.server.reply import Reply
 from wheelhouse.server.state import IndexState
 from wheelhouse.server.upload import UploadOptions, handle_upload
 from wheelhouse.server.web import WebContext, register
+from wheelhouse.store.backends import open_store
 from wheelhouse.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def download(project: str, filename: str) -> Response:
     # HEAD of a streamed file); it drops the body of a HEAD itself.
     body: Iterable[bytes] = [got.body]
     if got.span:
-        body = [] if request.method == "HEAD" else Blocks(got.path, got.span)
+        body = [] if request.method == "HEAD" else body_of(got)
     resp = Response(body, status=got.status, headers=list(got.headers),
                     direct_passthrough=True)
     if got.status.startswith("304"):
@@ -135,17 +136,23 @@ def health() -> Response:
         resp.headers["Cache-Control"] = "no-store"
         return resp
     snapshot = ctx.state.current()
+    # A shared store: whether its database and bucket answer (a replica that cannot reach
+    # them is taken out of the balancer by its 503).
+    checks = ctx.store.health()
     resp = jsonify(
         {
-            "status": "ok",
+            "status": "ok" if all(checks.values()) else "degraded",
             "generation": snapshot.generation,
             "projects": len(snapshot.projects),
             "files": len(snapshot.files),
             "uploads": ctx.access.uploads_enabled,
             # Whether, not where: /health is open even when reading needs a token.
             "fall_through": ctx.fallback is not None,
+            **{name: "ok" if up else "down" for name, up in checks.items()},
         }
     )
+    if not all(checks.values()):
+        resp.status = 503
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -169,7 +176,8 @@ def create_app(options: ServerOptions) -> Flask:
                               timeout=options.upstream_timeout,
                               max_waiters=options.upstream_waiter_budget())
                 if options.upstream_url else None)
-    store = Store(Path(options.store), readonly=not access.uploads_enabled)
+    store = open_store(options.store, catalogue=options.catalogue,
+                       readonly=not access.uploads_enabled)
     if access.read_protected and not store.readonly:
         # An export of this store must then ask for the token too (wheelhouse.export).
         store.mark_read_protected()
@@ -181,7 +189,12 @@ def create_app(options: ServerOptions) -> Flask:
     pages = PageOptions(
         cache_control=f"{privacy}max-age={max(options.page_max_age, 0)}, must-revalidate"
     )
-    files = FileCache(budget=options.file_cache_bytes)
+    if options.presign_endpoint and not options.presign_endpoint.startswith(
+            ("http://", "https://")):
+        raise UsageError(f"presign_endpoint {options.presign_endpoint} is not an http(s) URL",
+                         hint="give the bucket's public endpoint, e.g. https://s3.example.com")
+    files = FileCache(budget=options.file_cache_bytes, presign=options.presign_downloads,
+                      presign_endpoint=options.presign_endpoint)
     app = Flask("wheelhouse.server")
     app.extensions["wheelhouse"] = ServerContext(
         store=store, state=state, pages=pages, access=access,
@@ -197,7 +210,8 @@ def create_app(options: ServerOptions) -> Flask:
         files=files,
     )
     app.register_blueprint(bp)
-    register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages))
+    register(app, WebContext(state=state, root=Path(store.root), access=access, pages=pages,
+                             catalogue=options.catalogue, blobs=store.blobs))
     if options.hot_path:
         app.wsgi_app = HotPath(  # type: ignore[method-assign]
             app.wsgi_app, state, pages, access=access, fallback=fallback, files=files

@@ -14,6 +14,11 @@ whole file. If-Range needs the exact ETag or Last-Modified. Accept-Ranges is on 
 ``FileCache`` keeps what each file's answer needs (one ``fstat`` per file per process, not per
 request) and the bytes of files up to ``max_file`` bytes, within ``budget`` bytes per process;
 larger files, and files beyond the budget, are read from disk in blocks for each request.
+
+A store in a bucket is answered with the same headers from the catalogue's facts (its size,
+and its upload time as the mtime, the same on every replica), small files kept in memory
+like local ones and larger ones streamed from the bucket per request; with ``presign`` on,
+a download is a redirect to a presigned URL of the object instead.
 """
 
 from __future__ import annotations
@@ -21,18 +26,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from email.utils import formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING, BinaryIO
 
+from wheelhouse.errors import StoreError
 from wheelhouse.server.reply import Headers, text_reply
 from wheelhouse.server.state import Snapshot
-from wheelhouse.store.model import Kind
+from wheelhouse.store.model import Kind, StoredFile
 from wheelhouse.store.protocols import StoreReader
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
+
+    from wheelhouse.store.s3 import S3Blobs
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,10 @@ class FileCache:
     """What each published file's answers need, by its path and content hash (thread-safe:
     two threads filling the same entry store equal values)."""
 
-    def __init__(self, budget: int = DEFAULT_BUDGET, max_file: int = MAX_CACHED_FILE) -> None:
+    def __init__(self, budget: int = DEFAULT_BUDGET, max_file: int = MAX_CACHED_FILE, *,
+                 presign: bool = False, presign_endpoint: str | None = None) -> None:
+        self.presign = presign
+        self.presign_endpoint = presign_endpoint
         self.budget = max(budget, 0)
         self.max_file = max_file
         self.used = 0
@@ -108,24 +120,43 @@ class FileCache:
             body = fh.read() if keep else None
         if body is not None and len(body) != st.st_size:
             raise ValueError(f"read {len(body)} of {st.st_size} bytes")
-        mtime = int(st.st_mtime)
-        etag = f'"{mtime:x}-{st.st_size:x}"'
-        last_modified = formatdate(mtime, usegmt=True)
-        made = Entry(path=path, size=st.st_size, mtime=mtime, etag=etag,
-                     last_modified=last_modified, body=body,
-                     validators=(("ETag", etag), ("Last-Modified", last_modified),
-                                 ("Cache-Control", IMMUTABLE)))
+        return self._keep(key, _entry(path, st.st_size, int(st.st_mtime), body))
+
+    def remote_entry(self, key: tuple[str, str | None], rel: str, size: int | None,
+                     mtime: int, read: Callable[[], bytes]) -> Entry:
+        """The entry of the object ``rel`` in a bucket: ``read`` fetches its bytes, for
+        small objects (and those of unknown ``size``, the .metadata files) only."""
+        found = self._entries.get(key)
+        if found is not None:
+            return found
+        keep = size is None or (size <= self.max_file and self.used + size <= self.budget)
+        body = read() if keep else None
+        if body is not None and size is not None and len(body) != size:
+            raise ValueError(f"{len(body)} bytes in the bucket, {size} in the catalogue")
+        real = len(body) if body is not None else size
+        assert real is not None
+        return self._keep(key, _entry(rel, real, mtime, body))
+
+    def _keep(self, key: tuple[str, str | None], made: Entry) -> Entry:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 return found
-            if body is not None and self.used + len(body) > self.budget:
+            if made.body is not None and self.used + len(made.body) > self.budget:
                 # Another thread filled the budget meanwhile: keep what answers need only.
                 made = replace(made, body=None)
             self._entries[key] = made
             if made.body is not None:
                 self.used += len(made.body)
         return made
+
+
+def _entry(path: str, size: int, mtime: int, body: bytes | None) -> Entry:
+    etag = f'"{mtime:x}-{size:x}"'
+    last_modified = formatdate(mtime, usegmt=True)
+    return Entry(path=path, size=size, mtime=mtime, etag=etag, last_modified=last_modified,
+                 body=body, validators=(("ETag", etag), ("Last-Modified", last_modified),
+                                        ("Cache-Control", IMMUTABLE)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -138,6 +169,16 @@ class Download:
     body: bytes = b""
     span: tuple[int, int] | None = None
     path: str = ""
+    #: for an object in a bucket: (offset, length) → its bytes, read as they are sent.
+    stream: Callable[[int, int], Iterable[bytes]] | None = None
+
+
+def body_of(download: Download) -> Iterable[bytes]:
+    """The bytes of a ``span`` answer, read as the server sends them."""
+    assert download.span is not None
+    if download.stream is not None:
+        return download.stream(*download.span)
+    return Blocks(download.path, download.span)
 
 
 def _range(header: str, size: int) -> tuple[int, int] | bool | None:
@@ -283,8 +324,14 @@ def answer_download(
     # other bytes is another entry. The path is made only on a miss (pathlib is slow).
     key = (filename, f.metadata_sha256 if metadata else f.sha256)
     entry = cache.get(key)
+    blobs = store.blobs
     if entry is not None:
-        return answer_file(entry, environ)
+        if blobs is None:
+            return answer_file(entry, environ)
+        got = answer_file(entry, environ)
+        return got if got.span is None else _streamed(blobs, got)
+    if blobs is not None:
+        return _answer_remote(store, cache, f, key, metadata, environ)
     path = store.metadata_path(f) if metadata else store.file_path(f)
     try:
         entry = cache.entry(key, str(path), None if metadata else f.size)
@@ -294,3 +341,35 @@ def answer_download(
         log.error("%s is published but unreadable: %s", path, e)
         return unreadable(filename)
     return answer_file(entry, environ)
+
+
+def _answer_remote(store: StoreReader, cache: FileCache, f: StoredFile,
+                   key: tuple[str, str | None], metadata: bool, environ: WSGIEnvironment
+                   ) -> Download:
+    blobs = store.blobs
+    assert blobs is not None
+    rel = f"files/{f.relpath}" + (".metadata" if metadata else "")
+    if cache.presign:
+        # The URL is signed for a while; the answer must not outlive it in any cache.
+        return Download(status="302 Found", headers=(
+            ("Location", blobs.presign(rel, endpoint=cache.presign_endpoint)),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", "0")))
+    try:
+        mtime = int(datetime.fromisoformat(f.upload_time).timestamp())
+    except (TypeError, ValueError):
+        mtime = 0
+    try:
+        entry = cache.remote_entry(key, rel, None if metadata else f.size, mtime,
+                                   lambda: blobs.read(rel))
+    except (StoreError, ValueError) as e:
+        log.error("%s is published but unreadable: %s", blobs.url_of(rel), e)
+        return unreadable(f.filename)
+    got = answer_file(entry, environ)
+    return got if got.span is None else _streamed(blobs, got)
+
+
+def _streamed(blobs: S3Blobs, got: Download) -> Download:
+    """``got`` with its bytes read from the object ``got.path`` names in the bucket."""
+    rel = got.path
+    return replace(got, stream=lambda offset, length: blobs.stream(rel, offset, length))

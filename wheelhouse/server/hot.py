@@ -23,10 +23,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from wheelhouse.errors import UpstreamBusy, UpstreamError, UpstreamTimeout
 from wheelhouse.server.auth import Access
 from wheelhouse.server.files import (
-    Blocks,
     Download,
     FileCache,
     answer_download,
+    body_of,
     etag_listed,
     split_files_path,
 )
@@ -248,7 +248,7 @@ class HotPath:
                 body: Iterable[bytes] = [] if method == "HEAD" else [reply.body]
                 if method != "HEAD" and isinstance(reply, Download) and reply.span:
                     try:
-                        body = Blocks(reply.path, reply.span)
+                        body = body_of(reply)
                     except OSError as e:
                         log.error("%s is published but unreadable: %s", reply.path, e)
                         reply = text_reply("500 Internal Server Error", "cannot read the file")

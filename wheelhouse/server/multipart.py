@@ -243,11 +243,26 @@ def read_form(
                 if isinstance(event, NeedData):
                     break
                 if isinstance(event, Field | File | Data):
-                    reader.take(event)
+                    try:
+                        reader.take(event)
+                    except StoreError:
+                        # Read the rest of the body (paced, bounded by the limit) so the
+                        # client, still sending, reads the 507 instead of a reset.
+                        _drain(stream)
+                        raise
             if not block:  # pragma: no cover - the decoder raised above
                 raise bad("the multipart body is cut off")
     finally:
         reader.close()
+
+
+def _drain(stream: PacedReader) -> None:
+    """Discard what is left of a body; a stall or a cut ends it quietly."""
+    try:
+        while stream.read(_BLOCK):
+            pass
+    except (Stalled, ClientDisconnected, RequestEntityTooLarge, OSError):
+        pass
 
 
 def _text(name: str, chunks: list[bytes]) -> str:

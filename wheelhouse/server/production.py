@@ -30,7 +30,7 @@ from wheelhouse.errors import ServeError, StoreError, WheelhouseError
 from wheelhouse.options import GRANIAN_THREADS, ServerOptions, server_options
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import bind_socket
-from wheelhouse.store.store import Store
+from wheelhouse.store import backends
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -129,7 +129,8 @@ def _raise_fd_limit(connections: int) -> None:
             log.warning("cannot raise the open-file limit to %d: %s", new, e)
 
 
-def check_store(store_root: Path, *, create: bool = False, writable: bool = False) -> None:
+def check_store(store_root: Path | str, *, create: bool = False, writable: bool = False,
+                catalogue: str | None = None) -> None:
     """Read the catalogue once, so an unreadable store fails in the launcher with one
     StoreError, not once per worker with a traceback each. ``create``: make the store if it
     is missing or an empty directory (a team starts its index before its first build);
@@ -143,13 +144,16 @@ def check_store(store_root: Path, *, create: bool = False, writable: bool = Fals
 
     def read() -> None:
         try:
-            missing = create and not Store.exists(Path(store_root))
-            store = Store(Path(store_root), readonly=not (writable or missing))
+            missing = create and not backends.exists(store_root, catalogue)
+            store = backends.open_store(store_root, catalogue=catalogue,
+                                        readonly=not (writable or missing))
         except WheelhouseError as e:  # none there, or not writable: its own message says so
             failure.append(e)
             return
         try:
             store.generation()
+            if store.shared is not None:
+                store.shared.db.close()  # no pool thread may cross the workers' fork
         except (StoreError, OSError) as e:
             failure.append(StoreError(
                 f"cannot read the catalogue of the store at {store_root}: {e}",
@@ -208,7 +212,7 @@ def serve_production(
     http://127.0.0.1:8000/simple/ (granian, 2 workers x 4 threads)``, once a worker accepts
     connections.
     """
-    host, store_root = options.host, Path(options.store)
+    host, store_root = options.host, options.store
     workers = DEFAULT_WORKERS if options.workers is None else options.workers
     threads = DEFAULT_THREADS if options.threads is None else options.threads
     if not granian_available():
@@ -236,7 +240,8 @@ def serve_production(
     probe = bind_socket(host, options.port)
     bound_host, bound_port = probe.getsockname()[:2]
     probe.close()
-    check_store(store_root, create=True, writable=options.upload_token is not None)
+    check_store(store_root, create=True, writable=options.upload_token is not None,
+                catalogue=options.catalogue)
     _raise_fd_limit(options.max_connections)
 
     server = Granian(

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,13 @@ from werkzeug.security import safe_join
 
 from wheelhouse.errors import StoreError
 from wheelhouse.ledger import FILENAME as LEDGER_FILENAME
-from wheelhouse.ledger import Ledger
+from wheelhouse.ledger import open_ledger
 from wheelhouse.server.auth import Access
 from wheelhouse.server.hot import READ_CHECKED, PageOptions
 from wheelhouse.server.matrix import Matrix, build_matrix
 from wheelhouse.server.state import IndexState
 from wheelhouse.server.webpage import render
+from wheelhouse.store.s3 import S3Blobs
 
 web_bp = Blueprint("web", __name__)
 
@@ -62,15 +64,17 @@ class _MatrixCache:
         self._lock = threading.Lock()
         self._cached: _Cached | None = None
 
-    def get(self, state: IndexState, root: Path) -> Matrix:
+    def get(self, state: IndexState, root: Path, catalogue: str | None = None) -> Matrix:
         snapshot = state.current()
-        key = (snapshot.generation, _ledger_stamp(root))
+        # A ledger in PostgreSQL has no file to stat: read it again every few seconds.
+        stamp = _ledger_stamp(root) if catalogue is None else int(time.monotonic() // 5)
+        key = (snapshot.generation, stamp)
         cached = self._cached
         if cached is not None and cached.key == key:
             return cached.matrix
         with self._lock:
             try:
-                failures = Ledger(root, readonly=True).failures()
+                failures = open_ledger(root, catalogue=catalogue, readonly=True).failures()
             except StoreError:
                 # A ledger being created or locked must not take the page down; the files are
                 # still worth showing.
@@ -100,6 +104,9 @@ class WebContext:
     access: Access
     pages: PageOptions
     matrix: _MatrixCache = field(default_factory=_MatrixCache)
+    #: a shared store's: the ledger is in this PostgreSQL database, logs in this bucket.
+    catalogue: str | None = None
+    blobs: S3Blobs | None = None
 
 
 def register(app: Flask, context: WebContext) -> None:
@@ -115,7 +122,7 @@ def _ctx() -> WebContext:
 
 def _matrix() -> Matrix:
     ctx = _ctx()
-    return ctx.matrix.get(ctx.state, ctx.root)
+    return ctx.matrix.get(ctx.state, ctx.root, ctx.catalogue)
 
 
 def _page(html: str) -> Response:
@@ -170,6 +177,9 @@ def provenance(project: str, filename: str) -> Response:
 @web_bp.get("/logs/<path:relative>")
 def log(relative: str) -> Response:
     """A build log, as text. Only files under the store's logs/ directory, never a link out."""
+    blobs = _ctx().blobs
+    if blobs is not None:
+        return _log_response(Response(_bucket_log(blobs, relative), mimetype="text/plain"))
     base = (_ctx().root / "logs").resolve()
     joined = safe_join(str(base), relative)
     if joined is None:
@@ -179,7 +189,20 @@ def log(relative: str) -> Response:
         abort(404)
     # text/plain and nosniff: a log holds whatever a build printed, and must never be taken
     # for HTML by a browser.
-    resp = send_file(path, mimetype="text/plain", conditional=True, max_age=0)
+    return _log_response(send_file(path, mimetype="text/plain", conditional=True, max_age=0))
+
+
+def _bucket_log(blobs: S3Blobs, relative: str) -> bytes:
+    parts = relative.split("/")
+    if not relative or any(p in ("", ".", "..") for p in parts):
+        abort(404)
+    try:
+        return blobs.read(f"logs/{relative}")
+    except StoreError:
+        abort(404)
+
+
+def _log_response(resp: Response) -> Response:
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     private = "private, " if _ctx().access.read_protected else ""

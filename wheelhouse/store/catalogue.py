@@ -12,7 +12,8 @@ from packaging.utils import NormalizedName, canonicalize_name, canonicalize_vers
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import StoreError
-from wheelhouse.store.db import Database, Row, Transaction
+from wheelhouse.store.db import Database, Db, Row
+from wheelhouse.store.db import Tx as Transaction
 from wheelhouse.store.model import Kind, Origin, StoredFile
 
 FILENAME = "catalogue.sqlite3"
@@ -42,14 +43,14 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
 class Catalogue:
     """Reads and writes the rows; knows nothing about the files on disk."""
 
-    def __init__(self, root: Path, *, readonly: bool) -> None:
-        self.db = Database(root / FILENAME, schema=_SCHEMA, readonly=readonly,
-                           what="catalogue")
+    def __init__(self, root: Path, *, readonly: bool, db: Db | None = None) -> None:
+        self.db: Db = db if db is not None else Database(
+            root / FILENAME, schema=_SCHEMA, readonly=readonly, what="catalogue")
 
     def create(self) -> None:
         self.db.create()
 
-    def check_complete(self, root: Path) -> None:
+    def check_complete(self, root: Path | str) -> None:
         """A catalogue whose creator was killed before the schema was written is refused
         with a message, never a traceback at the first query."""
         if not self.db.has_table("files") or not self.db.has_table("meta"):
@@ -69,7 +70,8 @@ class Catalogue:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.db.transaction() as tx:
-            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            tx.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", (key, value))
 
     def projects(self) -> list[NormalizedName]:
         rows = self.db.query("SELECT DISTINCT project FROM files ORDER BY project")

@@ -2,6 +2,7 @@
 ``BEGIN IMMEDIATE`` write transactions, and every ``sqlite3`` error turned into ``StoreError``.
 
 Shared by the catalogue and the build ledger; nothing else in wheelhouse imports ``sqlite3``.
+``Db`` and ``Tx`` are what both use, so ``pg`` (PostgreSQL) can stand in for this one.
 """
 
 from __future__ import annotations
@@ -11,12 +12,43 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wheelhouse.errors import StoreError
 from wheelhouse.util import disk_full
 
 Row = sqlite3.Row
+
+
+class Tx(Protocol):
+    """Statements inside one write transaction (``?`` placeholders, portable SQL)."""
+
+    committed: bool
+
+    def commit(self) -> None: ...
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
+
+
+class Db(Protocol):
+    """A database the catalogue or the ledger lives in: SQLite here, or ``pg.PgDatabase``.
+    Rows answer both ``row[0]`` and ``row["column"]``; writers take turns (``transaction``)."""
+
+    readonly: bool
+
+    def create(self) -> None: ...
+
+    def has_table(self, name: str) -> bool: ...
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
+
+    def one(self, sql: str, args: Sequence[Any] = ()) -> Any: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[Tx]: ...
 
 
 class Database:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.utils import NormalizedName
 
 from wheelhouse.store.model import Origin, PublishResult, StoredFile
+
+if TYPE_CHECKING:
+    from wheelhouse.store.s3 import S3Blobs
 
 
 class StoreReader(Protocol):
@@ -18,6 +21,12 @@ class StoreReader(Protocol):
 
     @property
     def root(self) -> Path: ...
+
+    #: where the bytes are when they are in a bucket; None: under ``root`` (``file_path``).
+    blobs: S3Blobs | None
+
+    #: what the store is called in messages (its directory, or its s3:// URL).
+    location: str
 
     def generation(self) -> int: ...
 
@@ -34,6 +43,10 @@ class StoreReader(Protocol):
     def releases(self, project: str, version: str) -> list[StoredFile]: ...
 
     def file_path(self, f: StoredFile) -> Path: ...
+
+    def local_file(self, f: StoredFile) -> Path: ...
+
+    def file_url(self, f: StoredFile) -> str: ...
 
     def metadata_path(self, f: StoredFile) -> Path: ...
 

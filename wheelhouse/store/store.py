@@ -17,32 +17,52 @@ version and tags under another spelling or build tag), renames the file into pla
 commits its row. A crash at any point leaves at most an unlisted file, which the index never
 shows and the next writer removes. Readers look only at the catalogue; the change marker and
 a generation counter tell them when to re-read it.
+
+A shared store (``backends.open_store``) keeps the same catalogue in PostgreSQL and, with an
+``s3://`` URL, the bytes in a bucket under the same keys: there publishing puts the objects
+with a conditional put under the catalogue's write lock, then commits the row; a crash leaves
+at most an unlisted object, which the next publisher of that name replaces. ``root`` is then
+only this machine's staging area.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from wheelhouse.errors import InvalidDistribution, PublishConflict, StoreError
-from wheelhouse.store import catalogue, shadowing
+from wheelhouse.errors import InvalidDistribution, StoreError
+from wheelhouse.store import catalogue, identity
 from wheelhouse.store.changes import ChangeMarker
 from wheelhouse.store.model import Origin, PublishResult, PublishStatus, StoredFile
 from wheelhouse.store.staging import LOOSE_MAX_AGE, Intent, Staging
-from wheelhouse.util import disk_full, fsync_dir, sha256_file, utc_now
+from wheelhouse.util import disk_full, fsync_dir, fsync_file, sha256_file, utc_now
+from wheelhouse.util import file_lock as file_lock  # re-exported: builds lock with it
+
+if TYPE_CHECKING:
+    from wheelhouse.store.pg import PgDatabase, PolledGeneration
+    from wheelhouse.store.s3 import S3Blobs
 
 _CHUNK = 1 << 20
 _READ_PROTECTED = "read-protected"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Shared:
+    """Where a shared store keeps what a local one keeps under its root."""
+
+    location: str  # what messages call it: its s3:// URL, or its directory
+    db: PgDatabase
+    changes: PolledGeneration
+    blobs: S3Blobs | None = None  # None: the bytes stay in the local directory
+    check_bucket: bool = True  # False: a run that may never touch it skips boto3's import
 
 
 class Store:
@@ -57,14 +77,22 @@ class Store:
         """Whether ``root`` holds a store (its catalogue), without opening or creating one."""
         return (root / catalogue.FILENAME).is_file()
 
-    def __init__(self, root: Path, *, readonly: bool = False) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False, shared: Shared | None = None
+                 ) -> None:
         # Absolute, so paths handed to builders and subprocesses do not depend on their cwd.
         self.root = Path(os.path.abspath(root))
         self.readonly = readonly
-        self._catalogue = catalogue.Catalogue(self.root, readonly=readonly)
+        self.shared = shared
+        self.blobs = shared.blobs if shared is not None else None
+        self.location = shared.location if shared is not None else str(self.root)
+        self._catalogue = catalogue.Catalogue(
+            self.root, readonly=readonly, db=shared.db if shared is not None else None)
         self._staging = Staging(self.root)
-        self._changes = ChangeMarker(self.root)
-        if readonly:
+        self._changes: ChangeMarker | PolledGeneration = (
+            shared.changes if shared is not None else ChangeMarker(self.root))
+        if shared is not None:
+            self._open_shared(shared)
+        elif readonly:
             if not Store.exists(self.root):
                 raise StoreError(
                     f"no wheelhouse store at {self.root}",
@@ -74,9 +102,28 @@ class Store:
         else:
             self._create()
 
+    def _open_shared(self, shared: Shared) -> None:
+        if self.readonly:
+            shared.db.check()
+        else:
+            self._create_local(("tmp", "locks"))
+            shared.db.create()
+        if shared.blobs is not None and shared.check_bucket:
+            shared.blobs.check()
+        self.clean_staging()
+
     def _create(self) -> None:
+        self._create_local(("files", "tmp", "locks"))
+        # Processes opening a new store at once would race to switch it to WAL (which takes
+        # an exclusive lock and does not wait); one at a time, under a file lock.
+        with file_lock(self.root / "locks" / "catalogue.lock"):
+            self._catalogue.create()
+        self._changes.bump(self._catalogue.generation())
+        self.clean_staging()
+
+    def _create_local(self, subs: tuple[str, ...]) -> None:
         try:
-            for sub in ("files", "tmp", "locks"):
+            for sub in subs:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
             # Fail now, with the store named, rather than halfway through a build; this also
             # takes this writer's lock, so nobody mistakes its staging for debris.
@@ -86,16 +133,27 @@ class Store:
                 f"cannot write the store at {self.root}: {e}",
                 hint="choose a writable directory with --store or WHEELHOUSE_STORE",
             ) from None
-        # Processes opening a new store at once would race to switch it to WAL (which takes
-        # an exclusive lock and does not wait); one at a time, under a file lock.
-        with file_lock(self.root / "locks" / "catalogue.lock"):
-            self._catalogue.create()
-        self._changes.bump(self._catalogue.generation())
-        self.clean_staging()
 
     # -- paths -----------------------------------------------------------------------------
     def file_path(self, f: StoredFile) -> Path:
+        if self.blobs is not None:  # a local store only: see ``local_file``
+            raise StoreError(f"{f.filename} is in {self.location}, not on this machine")
         return self.root / "files" / f.project / f.filename
+
+    def local_file(self, f: StoredFile) -> Path:
+        """A path to ``f``'s bytes on this machine: the published file itself in a local
+        store, a checked copy in this writer's scratch directory for a bucket."""
+        if self.blobs is None:
+            return self.file_path(f)
+        path = self._staging.scratch() / "objects" / f.filename
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.blobs.fetch(f"files/{f.relpath}", self.staging_file(".part"), path, f.sha256)
+        return path
+
+    def file_url(self, f: StoredFile) -> str:  # file:// locally, s3:// in a bucket
+        rel = f"files/{f.relpath}"
+        return self.file_path(f).as_uri() if self.blobs is None else self.blobs.url_of(rel)
 
     def metadata_path(self, f: StoredFile) -> Path:
         return self.root / "files" / f.project / (f.filename + ".metadata")
@@ -141,6 +199,8 @@ class Store:
         """The wheel's METADATA as published beside it, or None for sdists."""
         if f.metadata_sha256 is None:
             return None
+        if self.blobs is not None:
+            return self.blobs.read(f"files/{f.relpath}.metadata")
         try:
             return self.metadata_path(f).read_bytes()
         except OSError as e:
@@ -206,27 +266,21 @@ class Store:
                 staged.unlink()
 
     def _commit(self, staged: Path, stored: StoredFile, metadata: bytes | None) -> PublishResult:
+        if self.blobs is not None:
+            return self._commit_remote(staged, stored, metadata)
         final = self.file_path(stored)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             # The data is on disk before the rename makes it reachable and before the row
             # says it exists: a crash can lose the upload, never publish a torn file.
-            _fsync_file(staged)
+            fsync_file(staged)
         except OSError as e:
             raise disk_full(e, final) or StoreError(f"cannot write {final}: {e}") from None
         meta_path = self.metadata_path(stored)
         with self._catalogue.db.transaction() as tx:
-            existing = catalogue.existing(tx, stored.filename)
-            if existing is None:
-                existing = catalogue.same_release(tx, stored)
-            if existing is not None:
-                if existing.sha256 == stored.sha256:
-                    return PublishResult(status=PublishStatus.IDENTICAL, file=existing)
-                raise _conflict(stored, existing)
-            if stored.origin is Origin.UPLOADED:
-                shadow = shadowing.shadowed(stored, catalogue.release_files(tx, stored))
-                if shadow is not None:
-                    raise _shadow_conflict(stored, shadow)
+            same = identity.check(tx, stored)
+            if same is not None:
+                return same
             try:
                 # If this process dies before the commit, the next writer removes what the
                 # intent names (no row will list it), so files and catalogue stay equal.
@@ -253,6 +307,34 @@ class Store:
                     f"cannot write {final}: {e}") from None
         self._changes.bump(generation)
         return PublishResult(status=PublishStatus.PUBLISHED, file=stored)
+
+    def _commit_remote(self, staged: Path, stored: StoredFile, metadata: bytes | None
+                       ) -> PublishResult:
+        assert self.blobs is not None
+        rel = f"files/{stored.relpath}"
+        with self._catalogue.db.transaction() as tx:
+            same = identity.check(tx, stored)
+            if same is not None:
+                return same
+            # Under the write lock, and before the row: an object no row lists is debris of a
+            # publisher that died here, never a published file, so it may be replaced.
+            if metadata is not None:
+                assert stored.metadata_sha256 is not None
+                self.blobs.put_unlisted(rel + ".metadata", metadata, stored.metadata_sha256)
+            self.blobs.put_unlisted(rel, staged, stored.sha256)
+            catalogue.insert(tx, stored)
+            generation = catalogue.committed_generation(tx)
+            tx.commit()
+        self._changes.bump(generation)
+        return PublishResult(status=PublishStatus.PUBLISHED, file=stored)
+
+    def health(self) -> dict[str, bool]:
+        """Whether the shared catalogue and the bucket answer (for /health)."""
+        checks: dict[str, Callable[[], object]] = (
+            {"database": self._catalogue.generation} if self.shared else {})
+        if self.blobs is not None:
+            checks["bucket"] = self.blobs.check
+        return {name: _answers(check) for name, check in checks.items()}
 
     def _stage_copy(self, source: Path) -> Path:
         staged = self.staging_file(suffix=".part")
@@ -310,46 +392,9 @@ class Store:
                             path.unlink()
 
 
-def _conflict(offered: StoredFile, existing: StoredFile) -> PublishConflict:
-    if existing.filename == offered.filename:
-        what = f"{offered.filename} is already published with different bytes"
-    else:
-        what = (f"{offered.filename} is the same release as the published "
-                f"{existing.filename} (project {offered.project}, version "
-                f"{existing.version}, the same tags), with different bytes")
-    return PublishConflict(
-        f"{what} (sha256 {existing.sha256[:12]}…, offered {offered.sha256[:12]}…)",
-        hint="published files never change; publish a new version instead",
-        existing=existing,
-    )
-
-
-def _shadow_conflict(offered: StoredFile, shadow: shadowing.Shadow) -> PublishConflict:
-    existing = shadow.existing
-    return PublishConflict(
-        f"{offered.filename} would shadow the published {existing.filename}: on "
-        f"{shadow.environment} installers would pick it instead, so =={existing.version} "
-        "would install other files than it does today",
-        hint="a release may gain wheels only for Pythons and platforms its wheels do not "
-        "cover yet; publish a new version instead",
-        existing=existing,
-    )
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing), across processes."""
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _answers(check: Callable[[], object]) -> bool:
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        check()
+    except StoreError:
+        return False
+    return True
