@@ -197,3 +197,20 @@ def test_an_extension_that_links_no_libc_is_repaired_with_the_images_policy(
                              capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "sets no AUDITWHEEL_PLAT" in missing.stderr
     assert "libc" in NO_LIBC
+
+
+def test_a_failure_after_a_known_fix_is_explained_by_the_last_attempt() -> None:
+    from wheelhouse.builder.causes import explain
+    from wheelhouse.execute.building import last_attempt
+
+    log = ("$ python -m build\nError: pg_config executable not found.\n"
+           "# wheelhouse: the build failed: exit 1\n\n"
+           "# wheelhouse: retrying with the known fix for pg-config: system packages libpq-dev\n"
+           "$ python -m build\nok\n$ check psycopg2-2.8.6-cp39-cp39-x.whl\n"
+           "loading the extension psycopg2._psycopg failed: SystemError: initialization of "
+           "_psycopg raised unreported exception\n")
+    assert explain(log, project="psycopg2", target="t").lines == (
+        "Error: pg_config executable not found.",)
+    assert "pg_config" not in " ".join(
+        explain(last_attempt(log), project="psycopg2", target="t").lines)
+    assert last_attempt("no retry here\n") == "no retry here\n"

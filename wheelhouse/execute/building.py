@@ -87,6 +87,17 @@ class _Inputs:
         self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
 
+#: the log line that starts a retry with a known fix.
+_RETRY_MARK = "# wheelhouse: retrying with the known fix"
+
+
+def last_attempt(log: str) -> str:
+    """The part of a build log a failure is explained from: after a retry with a known fix,
+    the last attempt only (psycopg2 2.8.6 built with libpq, then failed its import check,
+    and was reported as "pg_config executable not found")."""
+    return log[max(log.rfind(_RETRY_MARK), 0):]
+
+
 #: how many known fixes one build may be retried with (pyyaml 5.4.1 needs two: cython<3, then
 #: libyaml's headers).
 _MAX_FIXES = 3
@@ -192,7 +203,7 @@ class Building:
             tried.add(name)
             fixed.append(said)
             with log_file.path.open("a", encoding="utf-8") as log:
-                log.write(f"\n# wheelhouse: retrying with the known fix for {name}: {said}\n")
+                log.write(f"\n{_RETRY_MARK} for {name}: {said}\n")
         if error is not None or built is None:
             tail = f" (also with the known fix {'; '.join(fixed)})" if fixed else ""
             return self._failed(inputs, (error or "the build failed") + tail, log_file)
@@ -292,6 +303,7 @@ class Building:
     def _failed(self, inputs: _Inputs, message: str, log_file: LogFile) -> Outcome:
         step = inputs.step
         text = log_file.path.read_text(encoding="utf-8", errors="replace")
+        text = last_attempt(text)
         why = explain(text, project=step.pin.project, target=str(step.target))
         if self.cancelled():
             return self._interrupted(inputs, message, log_file)
