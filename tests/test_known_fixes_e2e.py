@@ -2,8 +2,9 @@
 a known fix (PyYAML 5.4.1: cython<3 and libyaml's headers; psycopg2: libpq) build with no
 configuration on manylinux and musllinux and the report names the fix; cryptography 3.4.7
 builds for cp39-musllinux_x86_64 (without Rust, against the musl stand-in's OpenSSL) and its
-OpenSSL binding imports in the consumer; numpy fetched for cp313-musllinux_x86_64 should import
-and compute there (the musl extension-suffix trap) but cannot yet: see its xfail."""
+OpenSSL binding imports in the consumer; numpy fetched for cp313-musllinux_x86_64 imports and
+computes there (the musl extension-suffix trap; and Alpine-built libraries need musl >= 1.2.4,
+which the stand-ins have: builders/musllinux/musl.debs)."""
 
 from __future__ import annotations
 
@@ -92,11 +93,6 @@ def test_cryptography_347_builds_for_cp39_musl_and_its_openssl_binding_imports(
         stop_server(server)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the musl stand-ins carry Debian 12's musl 1.2.3, which cannot apply DT_RELR relocations "
-    "(musl 1.2.4+): the libraries in PyPI's musllinux numpy wheel (built on Alpine) segfault "
-    "on dlopen. The pypa musllinux_1_2 images have musl 1.2.5 (Debian 13 has it too); "
-    "strict, so this fails once the stand-ins are fixed and the mark must go"))
 def test_numpy_fetched_for_cp313_musl_imports_and_computes_in_the_consumer(
         images_config: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
