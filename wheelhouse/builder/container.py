@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import os
 import shlex
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelhouse.builder import ccache
+from wheelhouse.builder.buildenv import DRIVER
 from wheelhouse.builder.derived import ensure_derived
 from wheelhouse.builder.engine import (
     CONTAINER_CA,
@@ -242,11 +242,10 @@ class ContainerBuilder:
         running = self._start("check", target, image)
         job = f"/wheelhouse/check/{uuid.uuid4().hex[:12]}"
         try:
-            with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as tmp:
-                (Path(tmp) / "check.py").write_text(CHECK_SCRIPT, encoding="utf-8")
-                files = {f"wheels/{w.name}": w for w in [*available, wheel]}
-                running.container.send({**files, "check.py": Path(tmp) / "check.py"},
-                                       f"mkdir -p {job}/wheels && tar -xf - -C {job}")
+            files: dict[str, Path | bytes] = {f"wheels/{w.name}": w
+                                              for w in [*available, wheel]}
+            running.container.send({**files, "check.py": CHECK_SCRIPT.encode()},
+                                   f"mkdir -p {job}/wheels && tar -xf - -C {job}")
             runner = ContainerRunner(running.container, {"PIP_NO_CACHE_DIR": "1"})
             return check_wheel(
                 runner, python=running.python,
@@ -295,9 +294,10 @@ class ContainerWorkspace:
         job = f"/wheelhouse/builder/{stem}"
         q = shlex.quote(job)
         # One exec sends the sdist and the build requirements' wheels and unpacks the sdist.
-        files = {sdist.name: sdist}
+        files: dict[str, Path | bytes] = {sdist.name: sdist}
         if build_deps is not None:
             files |= {f"deps/{w.name}": w for w in sorted(build_deps.glob("*.whl"))}
+            files["driver.py"] = DRIVER.encode()
         archive = shlex.quote(f"{job}/{sdist.name}")
         unpack = (f"{self.python} -m zipfile -e {archive} {q}/src"
                   if sdist.name.endswith(".zip") else f"tar -xf {archive} -C {q}/src")
@@ -314,7 +314,8 @@ class ContainerWorkspace:
             root = source_root(sdist)
             yield Paths(source=f"{job}/src/{root}" if root else f"{job}/src",
                         deps=f"{job}/deps" if build_deps is not None else None,
-                        dist=f"{job}/dist", repaired=f"{job}/repaired")
+                        dist=f"{job}/dist", repaired=f"{job}/repaired",
+                        driver=f"{job}/driver.py" if build_deps is not None else None)
         finally:
             with contextlib.suppress(EngineError):
                 self.container.exec_output(f"rm -rf {q}")

@@ -196,17 +196,22 @@ class Container:
         self._run(self.engine.command("cp", str(src), f"{self.name}:{dest}"),
                   what=f"copy {src.name} into {self.name}")
 
-    def send(self, files: Mapping[str, Path], script: str) -> str:
-        """Run ``script`` with a tar of ``files`` (member name -> host file) on its stdin:
-        one ``exec`` where a ``cp`` per file and an ``exec`` per step cost a round trip to
-        the engine each (the time around a compile, not the compile)."""
+    def send(self, files: Mapping[str, Path | bytes], script: str) -> str:
+        """Run ``script`` with a tar of ``files`` (member name -> host file, or its bytes)
+        on its stdin: one ``exec`` where a ``cp`` per file and an ``exec`` per step cost a
+        round trip to the engine each (the time around a compile, not the compile)."""
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, path in files.items():
-                info = tar.gettarinfo(str(path), arcname=name)
+            for name, content in files.items():
+                if isinstance(content, bytes):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode = len(content), 0o644
+                    tar.addfile(info, io.BytesIO(content))
+                    continue
+                info = tar.gettarinfo(str(content), arcname=name)
                 info.uid = info.gid = 0
                 info.uname = info.gname = "root"
-                with path.open("rb") as f:
+                with content.open("rb") as f:
                     tar.addfile(info, f)
         done = subprocess.run(self.engine.command("exec", "-i", self.name, "sh", "-c", script),
                               input=buffer.getvalue(), capture_output=True, check=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from wheelhouse.builder.buildenv import driver_command
 from wheelhouse.builder.repair import (
     NO_LIBC,
     check_fits,
@@ -55,6 +56,10 @@ class Paths:
     deps: str | None
     dist: str
     repaired: str
+    #: ``buildenv.DRIVER`` as a file the runner can run, when the workspace keeps build
+    #: environments shared by builds with the same requirement wheels; None: every build
+    #: makes its own (``python -m build``).
+    driver: str | None = None
 
 
 class Workspace(Protocol):
@@ -127,10 +132,13 @@ def _run_build(recipe: Recipe, paths: Paths, env: Mapping[str, str], *, log: IO[
     asked: set[str] = set()
     for _round in range(_ROUNDS):
         start = _log_size(log)
-        done = recipe.runner.run(
-            [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist, paths.source],
-            log=log, env=env, timeout=timeout,
-        )
+        if paths.driver is not None and paths.deps is not None:
+            cmd = driver_command(recipe.python, paths.driver, source=paths.source,
+                                 outdir=paths.dist, deps=paths.deps)
+        else:
+            cmd = [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist,
+                   paths.source]
+        done = recipe.runner.run(cmd, log=log, env=env, timeout=timeout)
         if done.returncode == 0 or done.timed_out or more is None:
             return done
         unmet = sorted(set(_UNMET.findall(_log_since(log, start) or done.output)) - asked)
