@@ -154,7 +154,9 @@ class Pipeline:
         target = self._with_full_version(target)
         views = self.executor.views(self._lock_pins(), locked=self.inputs.locked_files())
         resolver = Resolver(reqs, target, views)
-        plan, outcomes = drive(resolver, self._step(), jobs=self.options.settings.jobs,
+        # Twice --jobs steps at a time: --jobs builds compile at once (the executor's slots),
+        # while the others download, resolve build requirements or check finished wheels.
+        plan, outcomes = drive(resolver, self._step(), jobs=2 * self.options.settings.jobs,
                                queued=None if self.options.dry_run else self.progress.queued)
         result = TargetResult(target=target, outcomes=tuple(outcomes), plan=plan)
         if result.ok and not self.options.dry_run:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ class Building:
         package: Callable[[str], PackageSettings], timeout: float, retry_failed: bool,
         progress: Progress, download: Download, resolve_requirements: ResolveRequirements,
         available_wheels: Callable[[Target], list[Path]], auto_fix: bool = True,
-        cancelled: Callable[[], bool] = lambda: False,
+        cancelled: Callable[[], bool] = lambda: False, compiling_at_once: int = 1,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -130,6 +131,10 @@ class Building:
         self.cancelled = cancelled
         #: what each checked wheel's check said of its interpreter, until it is published.
         self._checked: dict[str, str] = {}
+        #: builds compiling at once (``--jobs``), across targets. Only the build and its
+        #: repair hold a slot: a finished build's check and publishing, and the next
+        #: sdists' downloads and build requirements, go on beside the compiles.
+        self._slots = threading.BoundedSemaphore(max(1, compiling_at_once))
 
     def __call__(self, step: Step) -> Outcome:
         builder = self.builders(step.target)
@@ -226,12 +231,15 @@ class Building:
                         if builder.hermetic else None)
                 inputs.took("requirements", time.monotonic() - began)
                 began = time.monotonic()
-                built = builder.build(
-                    inputs.sdist, target=target, settings=package, work_dir=inputs.work,
-                    log=log, timeout=self.timeout, build_deps=deps,
-                    more_requirements=lambda reqs: self.resolve_requirements(
-                        reqs, f"{inputs.sdist.name} backend", target, own, package),
-                )
+                with self._slots:
+                    inputs.took("wait", time.monotonic() - began)
+                    began = time.monotonic()
+                    built = builder.build(
+                        inputs.sdist, target=target, settings=package, work_dir=inputs.work,
+                        log=log, timeout=self.timeout, build_deps=deps,
+                        more_requirements=lambda reqs: self.resolve_requirements(
+                            reqs, f"{inputs.sdist.name} backend", target, own, package),
+                    )
             except BuildFailed as e:
                 log.write(f"\n# wheelhouse: the build failed: {e}\n")
                 if e.killed or self.cancelled():

@@ -63,7 +63,7 @@ class Executor:
             timeout=settings.build_timeout, retry_failed=retry_failed, progress=progress,
             download=self.download, resolve_requirements=self.resolve_requirements,
             available_wheels=self.available_wheels, auto_fix=settings.auto_fix,
-            cancelled=lambda: self.cancelled)
+            cancelled=lambda: self.cancelled, compiling_at_once=settings.jobs)
 
     @property
     def upstream(self) -> Upstream:
