@@ -8,6 +8,15 @@ time went (the report's phases), the compile cache's hit rate, and whether the w
 cold and the cache-warm builds are the same bytes.
 
     .venv/bin/python bench/bench_cold_build.py [--config CONFIG] [--target cp311-manylinux_x86_64]
+                                               [--pins six|heavy]
+
+--pins six (the issue's six small sdists) spends most of a build around its compile (the
+backend's Python, repair, check), so a warm compile cache cannot halve it; --pins heavy is
+four sdists whose C takes most of their build (regex, zstandard's bundled zstd, ujson's
+bundled double-conversion C++, lz4's bundled lz4), where the cache's worth shows.
+
+wheelhouse runs with --jobs 1 (one build compiling at a time; its checks and the next
+downloads overlap the compiles) and --jobs 2; pip wheel is serial.
 
 Network: PyPI. Needs the engine (.ci/engine) and the images (builders/bootstrap).
 """
@@ -25,6 +34,13 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
+
+HEAVY = """\
+regex==2021.4.4
+zstandard==0.15.2
+ujson==4.0.2
+lz4==3.1.3
+"""
 
 PINS = """\
 netifaces==0.11.0
@@ -60,14 +76,16 @@ def main() -> None:
     parser.add_argument("--config", type=Path,
                         default=Path("/var/cache/wheelhouse-bootstrap/wheelhouse-local-images.toml"))
     parser.add_argument("--target", default="cp311-manylinux_x86_64")
+    parser.add_argument("--pins", choices=("six", "heavy"), default="six")
     args = parser.parse_args()
+    pins = PINS if args.pins == "six" else HEAVY
     platform = args.target.split("-", 1)[1]
     image = tomllib.loads(args.config.read_text())["tool"]["wheelhouse"]["images"][platform]
     py = args.target.split("-", 1)[0]
     python = f"/opt/python/{py.rstrip('t')}-{py}/bin/python"
     work = Path(tempfile.mkdtemp(prefix="bench-cold-"))
     reqs = work / "requirements.txt"
-    reqs.write_text(PINS)
+    reqs.write_text(pins)
     wh = [sys.executable, "-m", "wheelhouse"]
 
     # The seed approach: pip wheel in the builder image, serial, no repair, no check.
@@ -107,7 +125,7 @@ def main() -> None:
             rows["wheelhouse build --jobs 1 (store wiped, cache warm)"] = cached
             same = wheel_digests(store) == cold_digests
             notes = [ln for ln in done.stdout.splitlines() if "compile cache" in ln]
-    print(f"\n{len(PINS.split())} sdists for {args.target} in {image}, 2 cores:")
+    print(f"\n{len(pins.split())} sdists ({args.pins}) for {args.target} in {image}, 2 cores:")
     for name, seconds in rows.items():
         print(f"  {name:<52} {seconds:7.1f} s   x{seconds / seed:5.2f} of pip wheel")
     print(f"  warm rerun: {seed / rows['wheelhouse build (warm rerun)']:.0f}x faster than "

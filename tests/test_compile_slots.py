@@ -7,6 +7,7 @@ check overlaps the next build."""
 
 from __future__ import annotations
 
+import itertools
 import tarfile
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_one_compile_at_a_time_and_checks_beside_it(tmp_path: Path) -> None:
     # setuptools runs the setup script for the requirements and again for the wheel: each
     # run is logged, and no two of them (of different builds) overlap.
     assert len(builds) >= 3 and len(checks) == 3, log.read_text()
-    for (_s1, e1), (s2, _e2) in zip(builds, builds[1:], strict=False):
+    for (_s1, e1), (s2, _e2) in itertools.pairwise(builds):
         assert s2 >= e1, f"two builds compiled at once with --jobs 1:\n{log.read_text()}"
     assert any(cs < be and bs < ce for cs, ce in checks for bs, be in builds), (
         f"no check ran beside a build:\n{log.read_text()}")

@@ -155,7 +155,8 @@ class Pipeline:
         views = self.executor.views(self._lock_pins(), locked=self.inputs.locked_files())
         resolver = Resolver(reqs, target, views)
         # Twice --jobs steps at a time: --jobs builds compile at once (the executor's slots),
-        # while the others download, resolve build requirements or check finished wheels.
+        # while the others download, resolve build requirements, repair or check. (More
+        # steps gained nothing on two cores: that work is then CPU-bound.)
         plan, outcomes = drive(resolver, self._step(), jobs=2 * self.options.settings.jobs,
                                queued=None if self.options.dry_run else self.progress.queued)
         result = TargetResult(target=target, outcomes=tuple(outcomes), plan=plan)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -46,12 +47,14 @@ class Builder(Protocol):
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
         more_requirements: MoreRequirements | None = None,
+        compiling: AbstractContextManager[None] | None = None,
     ) -> BuiltWheel:
         """Build and repair; return a wheel inside ``work_dir``, or raise BuildFailed.
 
         ``build_deps`` is a directory of wheels that satisfy the sdist's build requirements,
         for builders whose builds have no index to install them from; ``more_requirements``
-        resolves what the build's backend asks for beyond them.
+        resolves what the build's backend asks for beyond them. ``compiling`` is entered
+        while the build's backend runs (the run's compile slots).
         """
         ...
 

@@ -23,6 +23,7 @@ import shlex
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -196,6 +197,7 @@ class ContainerBuilder:
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
         more_requirements: MoreRequirements | None = None,
+        compiling: AbstractContextManager[None] | None = None,
     ) -> BuiltWheel:
         base = self.image_for(target)
         if base is None:
@@ -214,7 +216,8 @@ class ContainerBuilder:
                             env=self._build_index_env(), where=f"in {image}")
             built = build_wheel(recipe, sdist, target=target, package=settings,
                                 work_dir=work_dir, log=log, timeout=timeout,
-                                build_deps=build_deps, more_requirements=more_requirements)
+                                build_deps=build_deps, more_requirements=more_requirements,
+                                compiling=compiling)
             return dataclasses.replace(built, engine=self.options.engine.name)
         except BuildFailed as e:
             if e.timed_out:

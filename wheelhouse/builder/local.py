@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import IO
@@ -113,6 +114,7 @@ class LocalBuilder:
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,
         more_requirements: MoreRequirements | None = None,
+        compiling: AbstractContextManager[None] | None = None,
     ) -> BuiltWheel:
         if not self.can_build(target):
             raise BuildFailed(f"target {target} cannot be built on this machine")
@@ -126,8 +128,7 @@ class LocalBuilder:
                         env=env)
         return build_wheel(recipe, sdist, target=target, package=settings, work_dir=work_dir,
                            log=log, timeout=timeout, build_deps=build_deps,
-                           more_requirements=more_requirements)
-
+                           more_requirements=more_requirements, compiling=compiling)
 
     def check(
         self, target: Target, wheel: Path, *, requirement: str, available: Sequence[Path],

@@ -109,13 +109,16 @@ def build_wheel(
     recipe: Recipe, sdist: Path, *, target: Target, package: PackageSettings, work_dir: Path,
     log: IO[str], timeout: float, build_deps: Path | None = None,
     more_requirements: MoreRequirements | None = None,
+    compiling: contextlib.AbstractContextManager[None] | None = None,
 ) -> BuiltWheel:
     """Build and repair ``sdist`` for ``target``; the wheel is returned inside ``work_dir``.
 
     With ``build_deps`` (a directory of wheels for the build requirements) the build installs
     its requirements from there only; without, from whatever index the environment names. A
     hermetic build whose backend asks for more is given them through ``more_requirements``
-    and run again. Raises BuildFailed with the reason; the log has the details.
+    and run again. ``compiling`` is held while the backend runs (the run's compile slots:
+    unpacking, the repair and copies happen outside it). Raises BuildFailed with the reason;
+    the log has the details.
     """
     with recipe.workspace.open(sdist, build_deps) as paths:
         # The same timestamp for every build, so two builds of one sdist give the same bytes.
@@ -125,7 +128,8 @@ def build_wheel(
             env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": paths.deps}
         return _build(recipe, paths, env, sdist=sdist, target=target, package=package,
                       work_dir=work_dir, log=log, timeout=timeout,
-                      more=more_requirements if paths.deps is not None else None)
+                      more=more_requirements if paths.deps is not None else None,
+                      compiling=compiling or contextlib.nullcontext())
 
 
 def _run_build(recipe: Recipe, paths: Paths, env: Mapping[str, str], *, log: IO[str],
@@ -156,10 +160,11 @@ def _run_build(recipe: Recipe, paths: Paths, env: Mapping[str, str], *, log: IO[
 def _build(
     recipe: Recipe, paths: Paths, env: Mapping[str, str], *, sdist: Path, target: Target,
     package: PackageSettings, work_dir: Path, log: IO[str], timeout: float,
-    more: MoreRequirements | None,
+    more: MoreRequirements | None, compiling: contextlib.AbstractContextManager[None],
 ) -> BuiltWheel:
     where = f" {recipe.where}" if recipe.where else ""
-    done = _run_build(recipe, paths, env, log=log, timeout=timeout, more=more)
+    with compiling:
+        done = _run_build(recipe, paths, env, log=log, timeout=timeout, more=more)
     if done.timed_out:
         raise BuildFailed(f"the build did not finish within {timeout:.0f} s", timed_out=True)
     if done.returncode != 0:

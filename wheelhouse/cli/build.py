@@ -46,8 +46,9 @@ Examples:
 @click.option("-f", "--find-links", "find_links", multiple=True, metavar="DIR_OR_URL",
               help="Also look for sdists and wheels here, as pip's --find-links (a directory "
               "or an HTML page; repeatable) [config: find-links].")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Builds compiling at once; downloads, build "
-              "requirements and checks of finished wheels go on beside them [config: jobs].")
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Builds compiling at once; downloads, build requirements and checks of "
+              "finished wheels go on beside them [config: jobs].")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--retry-failed", is_flag=True, default=None,
               help="Build again what failed before with the same inputs.")

@@ -131,9 +131,9 @@ class Building:
         self.cancelled = cancelled
         #: what each checked wheel's check said of its interpreter, until it is published.
         self._checked: dict[str, str] = {}
-        #: builds compiling at once (``--jobs``), across targets. Only the build and its
-        #: repair hold a slot: a finished build's check and publishing, and the next
-        #: sdists' downloads and build requirements, go on beside the compiles.
+        #: builds compiling at once (``--jobs``), across targets. Only the build backend's
+        #: run holds a slot: copies, the repair, a finished build's check and publishing,
+        #: and the next sdists' downloads and build requirements go on beside the compiles.
         self._slots = threading.BoundedSemaphore(max(1, compiling_at_once))
 
     def __call__(self, step: Step) -> Outcome:
@@ -231,15 +231,14 @@ class Building:
                         if builder.hermetic else None)
                 inputs.took("requirements", time.monotonic() - began)
                 began = time.monotonic()
-                with self._slots:
-                    inputs.took("wait", time.monotonic() - began)
-                    began = time.monotonic()
-                    built = builder.build(
-                        inputs.sdist, target=target, settings=package, work_dir=inputs.work,
-                        log=log, timeout=self.timeout, build_deps=deps,
-                        more_requirements=lambda reqs: self.resolve_requirements(
-                            reqs, f"{inputs.sdist.name} backend", target, own, package),
-                    )
+                slot = _Slot(self._slots)
+                built = builder.build(
+                    inputs.sdist, target=target, settings=package, work_dir=inputs.work,
+                    log=log, timeout=self.timeout, build_deps=deps,
+                    more_requirements=lambda reqs: self.resolve_requirements(
+                        reqs, f"{inputs.sdist.name} backend", target, own, package),
+                    compiling=slot,
+                )
             except BuildFailed as e:
                 log.write(f"\n# wheelhouse: the build failed: {e}\n")
                 if e.killed or self.cancelled():
@@ -247,7 +246,8 @@ class Building:
                 return None, str(e)
         # The recipe times its own steps; the rest (a container's start, copies in and out,
         # build requirements' wheels resolved inside) is setup.
-        spent = time.monotonic() - began
+        spent = time.monotonic() - began - slot.waited
+        inputs.took("wait", slot.waited)
         for phase, seconds in built.phases.items():
             inputs.took(phase, seconds)
         inputs.took("setup", max(spent - sum(built.phases.values()), 0.0))
@@ -362,6 +362,23 @@ class Building:
         return kept(self.store, step, published.file, Status.BUILT, log=log_file.relative,
                     seconds=built.seconds, message="; ".join(notes), fix="; ".join(fixed),
                     phases=_rounded(inputs.phases))
+
+
+class _Slot:
+    """One of the run's compile slots, held while a build's backend runs (the recipe enters
+    it); remembers how long it waited for one."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self.slots = slots
+        self.waited = 0.0
+
+    def __enter__(self) -> None:
+        began = time.monotonic()
+        self.slots.acquire()
+        self.waited += time.monotonic() - began
+
+    def __exit__(self, *exc: object) -> None:
+        self.slots.release()
 
 
 def _rounded(phases: dict[str, float]) -> dict[str, float]:
