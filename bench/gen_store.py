@@ -90,6 +90,13 @@ def populate(store: Store, layout: Layout, *, progress: bool = True) -> float:
     return time.monotonic() - started
 
 
+def wheel_bytes(name: str, version: str) -> bytes:
+    """A minimal valid pure wheel, stored rather than deflated: members are tens of bytes,
+    and compression would only cost time at 50,000 wheels."""
+    return _wheel_bytes(name, version, requires_python=">=3.8", compression=zipfile.ZIP_STORED,
+                        generator="wheelhouse-bench")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("store", type=Path)
@@ -105,10 +112,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def wheel_bytes(name: str, version: str) -> bytes:
-    """A minimal valid pure wheel, stored rather than deflated: members are tens of bytes,
-    and compression would only cost time at 50,000 wheels."""
-    return _wheel_bytes(name, version, requires_python=">=3.8", compression=zipfile.ZIP_STORED,
-                        generator="wheelhouse-bench")

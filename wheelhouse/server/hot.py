@@ -31,7 +31,7 @@ from wheelhouse.server.files import (
     split_files_path,
 )
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.server.state import IndexState, Resource, Snapshot
+from wheelhouse.server.state import IndexState, PageReplies, Resource, Snapshot
 from wheelhouse.simple import render
 from wheelhouse.simple.render import MediaType
 
@@ -96,6 +96,19 @@ def _page_reply(
             + ", ".join(render.available_types()),
             ("Vary", "Accept"),
         )
+    replies = _page_replies(resource, media, options)
+    if not_modified(environ, replies.etag, resource.last_modified):
+        return replies.not_modified
+    return replies.ok
+
+
+def _page_replies(resource: Resource, media: MediaType, options: PageOptions) -> PageReplies:
+    """The answers of one page variant, made once per snapshot: a request then costs a lookup
+    instead of building headers (a third of the Python time of a page request)."""
+    key = (media, options.cache_control)
+    found = resource.replies.get(key)
+    if found is not None:
+        return found
     page = resource.page(media)
     etag = _variant_etag(page.etag, media)
     # A 304 repeats only what updates the cached copy (RFC 9110 §15.4.5): with an ETag,
@@ -105,18 +118,22 @@ def _page_reply(
         ("Cache-Control", options.cache_control),
         ("Vary", "Accept"),
     )
-    if not_modified(environ, etag, resource.last_modified):
-        return Reply(status="304 Not Modified", headers=validators)
-    return Reply(
-        status="200 OK",
-        headers=(
-            ("Content-Type", render.content_type_header(media)),
-            ("Content-Length", str(len(page.body))),
-            ("Last-Modified", resource.last_modified),
-            *validators,
+    found = PageReplies(
+        etag=etag,
+        ok=Reply(
+            status="200 OK",
+            headers=(
+                ("Content-Type", render.content_type_header(media)),
+                ("Content-Length", str(len(page.body))),
+                ("Last-Modified", resource.last_modified),
+                *validators,
+            ),
+            body=page.body,
         ),
-        body=page.body,
+        not_modified=Reply(status="304 Not Modified", headers=validators),
     )
+    resource.replies[key] = found  # two threads may both make it: the same answer
+    return found
 
 
 def _redirect(environ: WSGIEnvironment, path: str) -> Reply:

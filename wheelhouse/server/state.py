@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, formatdate
 from functools import cached_property
@@ -22,6 +22,7 @@ from functools import cached_property
 from packaging.utils import NormalizedName
 
 from wheelhouse.errors import StoreError
+from wheelhouse.server.reply import Reply
 from wheelhouse.simple import render
 from wheelhouse.simple.render import MediaType, Page
 from wheelhouse.store.model import StoredFile
@@ -50,9 +51,22 @@ class Resource:
     html: Page
     json: Page
     last_modified: str
+    #: the answers made from it, per (media type, Cache-Control): made on first request
+    #: (``hot._page_replies``), as the pages are never changed once rendered.
+    replies: dict[tuple[MediaType, str], PageReplies] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def page(self, media: MediaType) -> Page:
         return self.json if media.is_json else self.html
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageReplies:
+    """A page's 200 and 304 answers, and the ETag a conditional request is compared with."""
+
+    etag: str
+    ok: Reply
+    not_modified: Reply
 
 
 @dataclass(frozen=True, kw_only=True)
