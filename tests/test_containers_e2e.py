@@ -301,3 +301,18 @@ def test_killed_builds_leave_no_container(images_config: Path, tmp_path: Path) -
 
             prune_stopped(Engine())
             assert not set(_builder_containers()) & started, "the orphan was not reaped"
+
+
+def test_the_configured_images_say_which_policy_they_make(images_config: Path) -> None:
+    """What ``--target cp311-manylinux_x86_64`` defaults to comes from the image's label, asked
+    of the engine for every configured image at once; an absent image is left out."""
+    import tomllib
+
+    from wheelhouse.builder.engine import Engine, image_policies
+
+    images = tomllib.loads(images_config.read_text())["tool"]["wheelhouse"]["images"]
+    got = image_policies(Engine(program="docker"),
+                         {**images, "manylinux_i686": "wheelhouse/no-such-image:none"})
+    assert set(got) == set(images)
+    for platform, (major, _minor) in got.items():
+        assert major == (2 if platform.startswith("manylinux") else 1), (platform, got)

@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -72,7 +73,8 @@ class ContainerOptions:
     #: the index builds use when network is "host" (None: only the copied-in wheels).
     index_url: str | None = None
     passthrough_env: Mapping[str, str] = field(default_factory=dict)
-    #: keep a compile cache (ccache) per builder image in a named volume (``ccache``).
+    #: keep a compile cache (ccache) and build environments per builder image in a named
+    #: volume (``ccache``, ``buildenv``).
     compile_cache: bool = True
 
 
@@ -353,15 +355,20 @@ def image_policies(engine: Engine, images: Mapping[str, str]) -> dict[str, tuple
     """platform → the policy its image makes (``manylinux_x86_64`` → (2, 31)), for the images
     that say so and are present; others are left out (the platform's default applies). Never
     raises: without an engine, planning still works with the defaults."""
-    out: dict[str, tuple[int, int]] = {}
-    for platform, image in images.items():
+    def inspect(image: str) -> subprocess.CompletedProcess[str] | None:
         try:
-            done = subprocess.run(engine.command("image", "inspect", "--format",
+            return subprocess.run(engine.command("image", "inspect", "--format",
                                                  _POLICY_FORMAT, image),
                                   capture_output=True, text=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired):
-            return out
-        if done.returncode != 0:
+            return None
+
+    # Asked side by side: a no-op rerun waits for these before it can say "nothing to do".
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(images)))) as pool:
+        answers = list(pool.map(inspect, images.values()))
+    out: dict[str, tuple[int, int]] = {}
+    for platform, done in zip(images, answers, strict=True):
+        if done is None or done.returncode != 0:
             continue
         label, _, env = done.stdout.partition(" ")
         values = [label.strip()] + [line.removeprefix("AUDITWHEEL_POLICY=")
