@@ -9,10 +9,13 @@ recipe resolves it and runs again)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,47 @@ def test_a_half_made_environment_is_made_again(tmp_path: Path, deps: Path,
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Creating the build environment" in again.stdout
 
+
+
+def test_a_wheel_of_the_same_name_with_other_bytes_gets_its_own_environment(
+        tmp_path: Path, deps: Path, driver: Path) -> None:
+    """Environments outlive runs (the compile cache's volume), and a file name can stand for
+    other bytes in another store: the wheels' contents name the environment."""
+    envs = tmp_path / "envs"
+    src = project(tmp_path, "whbytes", "from setuptools import setup\n"
+                  "setup(name='whbytes', version='1.0', packages=['whbytes'])\n")
+    assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
+    other = tmp_path / "other"
+    shutil.copytree(deps, other)
+    (wheel,) = other.glob("*.whl")
+    with zipfile.ZipFile(wheel, "a") as zf:  # still a valid wheel, other bytes
+        zf.writestr("setuptools-extra-file.txt", "x")
+    again = drive(driver, src, other, envs, tmp_path / "out2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Creating the build environment" in again.stdout
+    assert len([p for p in envs.iterdir() if p.is_dir()]) == 2
+
+
+def test_environments_unused_for_a_month_go_when_a_new_one_is_made(
+        tmp_path: Path, deps: Path, driver: Path) -> None:
+    envs = tmp_path / "envs"
+    src = project(tmp_path, "whold", "from setuptools import setup\n"
+                  "setup(name='whold', version='1.0', packages=['whold'])\n")
+    assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
+    (kept,) = [p for p in envs.iterdir() if p.is_dir()]
+    stale = envs / "0123456789abcdef"
+    (stale / "bin").mkdir(parents=True)
+    (stale / ".complete").touch()
+    month = time.time() - 31 * 86400
+    os.utime(stale / ".complete", (month, month))
+    half = envs / "fedcba9876543210"  # no mark: being made by another build; left alone
+    half.mkdir()
+    more = tmp_path / "more"
+    shutil.copytree(deps, more)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
+                    ":all:", "--dest", str(more), "wheel"], check=True, capture_output=True,
+                   env=clean_env())
+    assert drive(driver, src, more, envs, tmp_path / "out2").returncode == 0
+    left = {p.name for p in envs.iterdir() if p.is_dir()}
+    assert stale.name not in left
+    assert {kept.name, half.name} <= left and len(left) == 3

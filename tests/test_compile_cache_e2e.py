@@ -1,7 +1,8 @@
 """Issue 17, the compile cache on the real stand-in builders: with ccache in the image a build
 goes through it (named volume per builder image), a rebuild of the same sdists hits for every
-compilation and says so in the run's summary, and the wheels are the same bytes as those of a
-build with the cache off, on both libc families."""
+compilation and says so in the run's summary, its builds reuse the build environments kept in
+the same volume, and the wheels are the same bytes as those of a build with the cache off, on
+both libc families."""
 
 from __future__ import annotations
 
@@ -56,3 +57,11 @@ def test_a_warm_compile_cache_hits_and_gives_the_same_bytes(
     assert int(total) > 0 and hits == total, line
     assert _wheels(tmp_path / "store-1") == reference
     assert _wheels(tmp_path / "store-2") == reference
+    # The build environments were kept too: no build of the second run made one.
+    logs = sorted((tmp_path / "store-2" / "logs").rglob("*.log"))
+    built = [p for p in logs if p.parts[-3] in ("crcmod", "netifaces")]
+    assert len(built) == 4, logs
+    for log in built:
+        text = log.read_text()
+        assert "Reusing the build environment /wheelhouse/ccache/envs/" in text, text[-2000:]
+        assert "Creating the build environment" not in text, text[-2000:]

@@ -111,8 +111,8 @@ class Settings:
     #: retry a build that failed for a cause with a known fix (``resources/causes.toml``)
     #: once with that fix, and say so.
     auto_fix: bool = True
-    #: keep a compile cache (ccache, where the builder image has it) per builder image in a
-    #: named volume of the engine, between runs.
+    #: keep a compile cache (ccache, where the builder image has it) and the build
+    #: environments per builder image in a named volume of the engine, between runs.
     compile_cache: bool = True
 
     @property

@@ -1,11 +1,13 @@
-"""Build environments shared by the builds of one run that need the same build requirements.
+"""Build environments shared by the builds that need the same build requirements.
 
 ``python -m build`` makes a fresh virtual environment for every build and installs the build
 requirements into it: for six small setuptools sdists that is six venvs holding the same two
 wheels, seconds each. A hermetic build knows exactly which wheels its environment holds (the
 directory of wheels the executor resolved for it), so those wheels name the environment: the
-first build with a set creates it, later builds with the same set, in the same builder
-container, run their backend in it. A build whose set differs in anything (another version, a
+first build with a set creates it, later builds with the same set on the same builder image
+run their backend in it: in the same container, or, with the compile cache on, in later runs
+too (the environments live in the cache's volume, ``ccache.ENVS_DIR``; those unused for 30
+days are removed when a new one is made). A build whose set differs in anything (another version, a
 known fix's ``cython<3``, a requirement the backend asked for) gets an environment of its own.
 
 Isolation is kept: an environment is a venv of the target's interpreter without system site
@@ -35,15 +37,43 @@ installed = {}
 for w in wheels:
     name, version, _build, _tags = parse_wheel_filename(w)
     installed[name] = version
-key = hashlib.sha256("\n".join([sys.executable, sys.version, *wheels]).encode()).hexdigest()[:16]
-env = os.path.join(envs, key)
+# The wheels' bytes name the environment (a name can be reused for other bytes elsewhere).
+digest = hashlib.sha256("\n".join([sys.executable, sys.version]).encode())
+for w in wheels:
+    with open(os.path.join(deps, w), "rb") as f:
+        digest.update(w.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+env = os.path.join(envs, digest.hexdigest()[:16])
 python = os.path.join(env, "bin", "python")
+complete = os.path.join(env, ".complete")
 os.makedirs(envs, exist_ok=True)
+
+def prune(days=30):
+    # Environments kept between runs (the compile cache's volume) unused for a month go;
+    # one in use is locked by its build and skipped.
+    import time
+    for name in os.listdir(envs):
+        path = os.path.join(envs, name)
+        if name.endswith(".lock") or path == env:
+            continue
+        try:
+            if time.time() - os.stat(os.path.join(path, ".complete")).st_mtime < days * 86400:
+                continue
+        except OSError:
+            continue
+        with open(path + ".lock", "w") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+
 with open(env + ".lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    if os.path.exists(os.path.join(env, ".complete")):
+    if os.path.exists(complete):
+        os.utime(complete)
         print(f"* Reusing the build environment {env} ({len(wheels)} wheels)", flush=True)
     else:
+        prune()
         print(f"* Creating the build environment {env}: {', '.join(wheels) or 'no wheels'}",
               flush=True)
         shutil.rmtree(env, ignore_errors=True)
@@ -52,7 +82,7 @@ with open(env + ".lock", "w") as lock:
             subprocess.run([sys.executable, "-m", "pip", "--python", python, "install",
                             "--no-index", "--no-deps", "--no-compile", "--quiet",
                             *[os.path.join(deps, w) for w in wheels]], check=True)
-        open(os.path.join(env, ".complete"), "w").close()
+        open(complete, "w").close()
 
 def run_hook(cmd, cwd=None, extra_environ=None):
     # As build's isolated environment: the environment's scripts come first on PATH.

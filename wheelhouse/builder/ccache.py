@@ -3,6 +3,9 @@ cache in a named volume per builder image (``wheelhouse-ccache-<image id>``) tha
 the run, so a retried failure, a new patch release or a second policy of the same sdist does
 not compile every C file again.
 
+The volume also keeps the build environments (``buildenv``), tied to the image's interpreter
+as the cache is to its compilers.
+
 The compilers are intercepted by a directory of ``ccache`` links put first on PATH, so the
 compiler command a build runs is unchanged (the same bytes come out, warm or cold); the cache
 key includes the compiler's content (``CCACHE_COMPILERCHECK=content``). Off with
@@ -20,6 +23,9 @@ BIN_DIR = "/wheelhouse/ccache-bin"
 #: this container's own log of what ccache did (the volume's counters are shared by every
 #: run on the image, so they cannot say what this run hit).
 LOG = "/wheelhouse/ccache.log"
+#: build environments (``buildenv``) kept in the same volume: a venv is tied to the image's
+#: interpreter paths, as the cache is to its compilers, so it is kept per image too.
+ENVS_DIR = f"{CACHE_DIR}/envs"
 #: the compiler names intercepted, where the image has them.
 COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++",
              "x86_64-linux-musl-gcc", "aarch64-linux-musl-gcc",

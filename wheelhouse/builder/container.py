@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelhouse.builder import ccache
-from wheelhouse.builder.buildenv import DRIVER
+from wheelhouse.builder.buildenv import DRIVER, ENVS_DIR
 from wheelhouse.builder.derived import ensure_derived
 from wheelhouse.builder.engine import (
     CONTAINER_CA,
@@ -210,8 +210,10 @@ class ContainerBuilder:
         running = self._start("build", target, image)
         runner = ContainerRunner(running.container, {**self._environment(), **running.env})
         try:
+            # With the compile cache on, build environments live in its volume too.
+            envs = ccache.ENVS_DIR if running.env else ENVS_DIR
             recipe = Recipe(runner=runner, workspace=ContainerWorkspace(running.container,
-                                                                         running.python),
+                                                                         running.python, envs),
                             python=running.python, auditwheel=running.found.auditwheel,
                             env=self._build_index_env(), where=f"in {image}")
             built = build_wheel(recipe, sdist, target=target, package=settings,
@@ -286,9 +288,10 @@ class ContainerWorkspace:
     wheel comes out byte for byte the same (with SOURCE_DATE_EPOCH) on any runner. Builds of
     one sdist for one target never overlap (the executor holds a lock)."""
 
-    def __init__(self, container: Container, python: str) -> None:
+    def __init__(self, container: Container, python: str, envs: str = ENVS_DIR) -> None:
         self.container = container
         self.python = python
+        self.envs = envs
         self._copied: set[str] = set()
 
     @contextlib.contextmanager
@@ -318,7 +321,8 @@ class ContainerWorkspace:
             yield Paths(source=f"{job}/src/{root}" if root else f"{job}/src",
                         deps=f"{job}/deps" if build_deps is not None else None,
                         dist=f"{job}/dist", repaired=f"{job}/repaired",
-                        driver=f"{job}/driver.py" if build_deps is not None else None)
+                        driver=f"{job}/driver.py" if build_deps is not None else None,
+                        envs=self.envs)
         finally:
             with contextlib.suppress(EngineError):
                 self.container.exec_output(f"rm -rf {q}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from wheelhouse.builder.buildenv import driver_command
+from wheelhouse.builder.buildenv import ENVS_DIR, driver_command
 from wheelhouse.builder.repair import (
     NO_LIBC,
     check_fits,
@@ -61,6 +61,9 @@ class Paths:
     #: environments shared by builds with the same requirement wheels; None: every build
     #: makes its own (``python -m build``).
     driver: str | None = None
+    #: where the driver keeps its build environments (``buildenv.ENVS_DIR`` in a container;
+    #: in the compile cache's volume when that is on, so they outlive the container).
+    envs: str = ENVS_DIR
 
 
 class Workspace(Protocol):
@@ -139,7 +142,7 @@ def _run_build(recipe: Recipe, paths: Paths, env: Mapping[str, str], *, log: IO[
         start = _log_size(log)
         if paths.driver is not None and paths.deps is not None:
             cmd = driver_command(recipe.python, paths.driver, source=paths.source,
-                                 outdir=paths.dist, deps=paths.deps)
+                                 outdir=paths.dist, deps=paths.deps, envs=paths.envs)
         else:
             cmd = [recipe.python, "-m", "build", "--wheel", "--outdir", paths.dist,
                    paths.source]
