@@ -59,6 +59,21 @@ def project(tmp_path: Path, name: str, setup: str) -> Path:
     return src
 
 
+def plain(tmp_path: Path, name: str) -> Path:
+    """A legacy project with nothing but its name."""
+    return project(tmp_path, name, "from setuptools import setup\n"
+                   f"setup(name='{name}', version='1.0', packages=['{name}'])\n")
+
+
+def with_wheel(deps: Path, into: Path) -> Path:
+    """``deps`` plus the ``wheel`` wheel from PyPI: another set of requirement wheels."""
+    shutil.copytree(deps, into)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
+                    ":all:", "--dest", str(into), "wheel"], check=True, capture_output=True,
+                   env=clean_env())
+    return into
+
+
 def drive(driver: Path, source: Path, deps: Path, envs: Path, out: Path
           ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(driver_command(sys.executable, str(driver), source=str(source),
@@ -69,8 +84,7 @@ def drive(driver: Path, source: Path, deps: Path, envs: Path, out: Path
 def test_same_wheels_share_one_environment(tmp_path: Path, deps: Path, driver: Path) -> None:
     envs = tmp_path / "envs"
     first = unpack(build_sdist("whpy", tmp_path / "a"), tmp_path / "src-a")
-    second = project(tmp_path, "whother", "from setuptools import setup\n"
-                     "setup(name='whother', version='1.0', packages=['whother'])\n")
+    second = plain(tmp_path, "whother")
     one = drive(driver, first, deps, envs, tmp_path / "out")
     assert one.returncode == 0, one.stdout + one.stderr
     assert "Creating the build environment" in one.stdout
@@ -85,14 +99,9 @@ def test_same_wheels_share_one_environment(tmp_path: Path, deps: Path, driver: P
 def test_other_wheels_get_their_own_environment(tmp_path: Path, deps: Path,
                                                 driver: Path) -> None:
     envs = tmp_path / "envs"
-    src = project(tmp_path, "whone", "from setuptools import setup\n"
-                  "setup(name='whone', version='1.0', packages=['whone'])\n")
+    src = plain(tmp_path, "whone")
     assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
-    more = tmp_path / "more"
-    shutil.copytree(deps, more)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                    ":all:", "--dest", str(more), "wheel"], check=True, capture_output=True,
-                   env=clean_env())
+    more = with_wheel(deps, tmp_path / "more")
     again = drive(driver, src, more, envs, tmp_path / "out2")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Creating the build environment" in again.stdout
@@ -128,8 +137,7 @@ def test_a_half_made_environment_is_made_again(tmp_path: Path, deps: Path,
     """A build killed while its environment was being made leaves a directory without the
     completion mark: the next build removes it and makes it whole."""
     envs = tmp_path / "envs"
-    src = project(tmp_path, "whagain", "from setuptools import setup\n"
-                  "setup(name='whagain', version='1.0', packages=['whagain'])\n")
+    src = plain(tmp_path, "whagain")
     assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
     (env,) = [p for p in envs.iterdir() if p.is_dir()]
     (env / ".complete").unlink()
@@ -145,8 +153,7 @@ def test_a_wheel_of_the_same_name_with_other_bytes_gets_its_own_environment(
     """Environments outlive runs (the compile cache's volume), and a file name can stand for
     other bytes in another store: the wheels' contents name the environment."""
     envs = tmp_path / "envs"
-    src = project(tmp_path, "whbytes", "from setuptools import setup\n"
-                  "setup(name='whbytes', version='1.0', packages=['whbytes'])\n")
+    src = plain(tmp_path, "whbytes")
     assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
     other = tmp_path / "other"
     shutil.copytree(deps, other)
@@ -162,8 +169,7 @@ def test_a_wheel_of_the_same_name_with_other_bytes_gets_its_own_environment(
 def test_environments_unused_for_a_month_go_when_a_new_one_is_made(
         tmp_path: Path, deps: Path, driver: Path) -> None:
     envs = tmp_path / "envs"
-    src = project(tmp_path, "whold", "from setuptools import setup\n"
-                  "setup(name='whold', version='1.0', packages=['whold'])\n")
+    src = plain(tmp_path, "whold")
     assert drive(driver, src, deps, envs, tmp_path / "out").returncode == 0
     (kept,) = [p for p in envs.iterdir() if p.is_dir()]
     stale = envs / "0123456789abcdef"
@@ -173,11 +179,7 @@ def test_environments_unused_for_a_month_go_when_a_new_one_is_made(
     os.utime(stale / ".complete", (month, month))
     half = envs / "fedcba9876543210"  # no mark: being made by another build; left alone
     half.mkdir()
-    more = tmp_path / "more"
-    shutil.copytree(deps, more)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                    ":all:", "--dest", str(more), "wheel"], check=True, capture_output=True,
-                   env=clean_env())
+    more = with_wheel(deps, tmp_path / "more")
     assert drive(driver, src, more, envs, tmp_path / "out2").returncode == 0
     left = {p.name for p in envs.iterdir() if p.is_dir()}
     assert stale.name not in left
