@@ -4,6 +4,8 @@ sharing one cache volume do not count each other's compilations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from wheelhouse.builder import ccache
 
 LOG_42 = """\
@@ -36,3 +38,28 @@ def test_the_log_is_the_containers_own_and_the_shared_counters_are_left_alone() 
         ccache.CACHE_DIR + "/")
     assert "ccache -z" not in ccache.setup_script()
     assert ccache.LOG in ccache.STATS
+
+
+def test_a_cache_volume_names_its_image() -> None:
+    from wheelhouse.builder.ccache import image_key, volume
+
+    name = volume("sha256:" + "ab" * 32)
+    assert name == "wheelhouse-ccache-abababababababab"
+    assert image_key(name) == "abababababababab"
+    assert image_key("wheelhouse-ccache-notanid") is None
+    assert image_key("other-volume") is None
+
+
+def test_volume_sizes_read_dockers_decimal_units(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    from wheelhouse.cleanup import _volume_sizes
+
+    listing = [{"Name": "a", "Size": "11.88MB"}, {"Name": "b", "Size": "0B"},
+               {"Name": "c", "Size": "523kB"}, {"Name": "d", "Size": "N/A"}]
+    script = tmp_path / "df.py"
+    script.write_text(f"print({json.dumps(json.dumps(listing))})")
+    assert _volume_sizes([sys.executable, str(script)]) == {
+        "a": 11_880_000, "b": 0, "c": 523_000}
+    assert _volume_sizes([sys.executable, "-c", "print('not json')"]) == {}

@@ -127,3 +127,47 @@ def test_gc_removes_a_derived_image_whose_base_is_gone(tmp_path: Path) -> None:
         assert left.returncode != 0, "the derived image is gone"
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
+@pytest.mark.container
+def test_gc_removes_the_build_cache_of_a_gone_image_only(tmp_path: Path) -> None:
+    """A builder image's cache volume (compiles and build environments) goes with the image;
+    the cache of an image still there stays."""
+    import uuid
+
+    from wheelhouse.builder.ccache import volume
+
+    if engine_ready():
+        pytest.skip(engine_ready() or "")
+    ids = subprocess.run(["docker", "images", "-q", "--no-trunc", "wheelhouse/base-*"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    if not ids:
+        pytest.skip("no local base image (run builders/bootstrap)")
+    orphan = volume("sha256:" + uuid.uuid4().hex)  # no image has this id
+    present = volume(ids[0])
+    existed = subprocess.run(["docker", "volume", "inspect", present], capture_output=True,
+                             check=False).returncode == 0
+    for name in (orphan, present):
+        subprocess.run(["docker", "volume", "create", name], capture_output=True, check=True)
+    try:
+        root = tmp_path / "store"
+        Store(root)
+        dry = run_wheelhouse("gc", "--store", str(root), "--dry-run", "--json")
+        items = json.loads(dry.stdout)["items"]
+        caches = {i["what"]: i["why"] for i in items if i["kind"] == "build cache"}
+        assert caches.get(orphan) == "its builder image is gone", items
+        assert present not in caches
+        done = run_wheelhouse("gc", "--store", str(root))
+        assert done.returncode == 0, done.stderr
+        assert f"removed      build cache    {orphan}" in done.stdout, done.stdout
+        gone = subprocess.run(["docker", "volume", "inspect", orphan], capture_output=True,
+                              check=False)
+        assert gone.returncode != 0, "the orphaned cache is gone"
+        assert subprocess.run(["docker", "volume", "inspect", present], capture_output=True,
+                              check=False).returncode == 0, "the present image's cache stays"
+    finally:
+        subprocess.run(["docker", "volume", "rm", "-f", orphan], capture_output=True,
+                       check=False)
+        if not existed:
+            subprocess.run(["docker", "volume", "rm", "-f", present], capture_output=True,
+                           check=False)

@@ -10,8 +10,11 @@ the image (and the engine refuses to remove an image a container uses)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from wheelhouse.store.store import Store
 class Item:
     """One thing gc removes (or would remove)."""
 
-    #: ``staging``, ``failure``, ``log``, ``derived image``.
+    #: ``staging``, ``failure``, ``log``, ``derived image``, ``build cache``.
     kind: str
     what: str
     size: int
@@ -58,6 +61,11 @@ def collect(root: Path, *, older_than: float, image_days: float | None, engine: 
     if image_days is not None:
         images, held = _images(engine, image_days, dry_run)
         items += images
+        kept += held
+        # After the images: a derived image removed above leaves its cache behind.
+        volumes, held = _cache_volumes(engine, dry_run,
+                                       gone={i.what for i in images} if dry_run else set())
+        items += volumes
         kept += held
     return Collected(items=tuple(items), kept=tuple(kept))
 
@@ -195,3 +203,63 @@ def _images(program: str, days: float, dry_run: bool) -> tuple[list[Item], list[
         else:
             kept.append(f"{image.tag} ({why}, but a build or container is using it)")
     return items, kept
+
+
+def _cache_volumes(program: str, dry_run: bool, gone: set[str]) -> tuple[list[Item], list[str]]:
+    """The build caches (``ccache.volume``: compiler results and build environments) whose
+    builder image is no longer in the engine: no build can use them again. ``gone``: images
+    a dry run counts as removed."""
+    from wheelhouse.builder.ccache import VOLUME_PREFIX, image_key
+    from wheelhouse.builder.engine import Engine
+
+    if shutil.which(program) is None and not os.path.isabs(program):
+        return [], []
+    engine = Engine(program=program)
+    listed = subprocess.run(engine.command("volume", "ls", "-q", "--filter",
+                                           f"name={VOLUME_PREFIX}"),
+                            capture_output=True, text=True, check=False)
+    ids = subprocess.run(engine.command("images", "-a", "-q", "--no-trunc"),
+                         capture_output=True, text=True, check=False)
+    if listed.returncode != 0 or ids.returncode != 0:
+        return [], []
+    present = {i.removeprefix("sha256:")[:16] for i in ids.stdout.split()}
+    for tag in gone:
+        inspected = subprocess.run(engine.command("image", "inspect", "--format", "{{.Id}}",
+                                                  tag), capture_output=True, text=True,
+                                   check=False)
+        present.discard(inspected.stdout.strip().removeprefix("sha256:")[:16])
+    orphans = sorted(name for name in listed.stdout.split()
+                     if (key := image_key(name)) is not None and key not in present)
+    if not orphans:
+        return [], []
+    sizes = _volume_sizes(engine.command("system", "df", "-v", "--format",
+                                         "{{json .Volumes}}"))
+    items: list[Item] = []
+    kept: list[str] = []
+    why = "its builder image is gone"
+    for name in orphans:
+        if dry_run or subprocess.run(engine.command("volume", "rm", name), capture_output=True,
+                                     check=False).returncode == 0:
+            items.append(Item(kind="build cache", what=name, size=sizes.get(name, 0), why=why))
+        else:  # the engine refuses while a container mounts it
+            kept.append(f"{name} ({why}, but a container is using it)")
+    return items, kept
+
+
+_UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _volume_sizes(command: list[str]) -> dict[str, int]:
+    """Volume name → bytes, from ``docker system df -v`` (sizes as it prints them, decimal
+    units); empty when the engine cannot say."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        volumes = json.loads(done.stdout) if done.returncode == 0 else []
+    except ValueError:
+        return {}
+    out: dict[str, int] = {}
+    for v in volumes if isinstance(volumes, list) else []:
+        m = re.fullmatch(r"([\d.]+)\s*([kKMGT]?B)", str(v.get("Size", "")))
+        if m:
+            out[str(v.get("Name"))] = int(float(m[1]) * _UNITS.get(m[2], 1))
+    return out

@@ -32,9 +32,19 @@ COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++",
              "x86_64-linux-musl-g++", "aarch64-linux-musl-g++")
 
 
+#: the names of the cache volumes: this, then the first 16 hex digits of the image's id.
+VOLUME_PREFIX = "wheelhouse-ccache-"
+
+
 def volume(image_id: str) -> str:
     """The named volume holding the cache of one builder image."""
-    return "wheelhouse-ccache-" + image_id.removeprefix("sha256:")[:16]
+    return VOLUME_PREFIX + image_id.removeprefix("sha256:")[:16]
+
+
+def image_key(volume_name: str) -> str | None:
+    """The image id prefix a cache volume belongs to; None for other volumes."""
+    key = volume_name.removeprefix(VOLUME_PREFIX)
+    return key if key != volume_name and re.fullmatch(r"[0-9a-f]{16}", key) else None
 
 
 def setup_script() -> str:

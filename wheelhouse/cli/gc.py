@@ -1,5 +1,6 @@
 """``wheelhouse gc``: remove what the store and the engine no longer need (staging debris,
-superseded failures and their logs, unused derived images), or list it with ``--dry-run``."""
+superseded failures and their logs, unused derived images, the build caches of images that
+are gone), or list it with ``--dry-run``."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ from wheelhouse.cli.common import config_option, human_size, settings_for, store
               show_default=True, metavar="DAYS",
               help="Derived builder images no build used for this long go (those whose base "
               "image is gone always do).")
-@click.option("--keep-images", is_flag=True, help="Leave derived builder images alone.")
+@click.option("--keep-images", is_flag=True, help="Leave derived builder images and build "
+              "caches alone.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def gc(ctx: click.Context, store: Path | None, config_file: Path | None, dry_run: bool,
        older_than: float, images_unused_days: float, keep_images: bool, as_json: bool) -> None:
-    """Remove staging debris, superseded build failures and their logs, and derived builder
-    images whose base is gone or that no build used for a while. Published files, their
+    """Remove staging debris, superseded build failures and their logs, derived builder
+    images whose base is gone or that no build used for a while, and the build caches of
+    builder images that are gone. Published files, their
     metadata and the logs their provenance names are never removed, and nothing a running
     build holds is (gc takes the same locks)."""
     from wheelhouse.cleanup import collect
