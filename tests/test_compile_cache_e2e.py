@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import clean_env, wheelhouse
+from wheelhouse.builder.ccache import volume
 
 pytestmark = [pytest.mark.container, pytest.mark.network, pytest.mark.slow]
 
@@ -65,3 +67,39 @@ def test_a_warm_compile_cache_hits_and_gives_the_same_bytes(
         text = log.read_text()
         assert "Reusing the build environment /wheelhouse/ccache/envs/" in text, text[-2000:]
         assert "Creating the build environment" not in text, text[-2000:]
+
+
+def test_an_image_without_ccache_still_keeps_its_build_environments(
+        images_config: Path, tmp_path: Path) -> None:
+    """The pypa images carry no ccache: with the cache setting on, the volume still keeps
+    their build environments between runs, and no hit rate is claimed."""
+    base = "wheelhouse/builder-manylinux_x86_64:"
+    text = images_config.read_text()
+    tag = next(line.split('"')[1] for line in text.splitlines()
+               if line.startswith("manylinux_x86_64") and base in line)
+    image = f"wheelhouse/test-no-ccache:{uuid.uuid4().hex[:12]}"
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {tag}\nRUN rm -f \"$(command -v ccache)\"\n")
+    built = subprocess.run(["docker", "build", "--force-rm", "-q", "-t", image, str(context)],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    image_id = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        config = tmp_path / "no-ccache.toml"
+        config.write_text(text.replace(f'"{tag}"', f'"{image}"', 1))
+        reqs = tmp_path / "requirements.txt"
+        reqs.write_text("crcmod==1.7\n")
+        for store in ("store-1", "store-2"):
+            done = wheelhouse("build", str(reqs), "--store", str(tmp_path / store), "--config",
+                              str(config), "--target", "cp311-manylinux_x86_64",
+                              timeout=1800, env=clean_env(CI="true"))
+            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+            assert "compile cache:" not in done.stdout
+        (log,) = (tmp_path / "store-2" / "logs" / "crcmod").rglob("*.log")
+        assert "Reusing the build environment /wheelhouse/ccache/envs/" in log.read_text()
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
+        subprocess.run(["docker", "volume", "rm", "-f", volume(image_id)],
+                       capture_output=True, check=False)

@@ -65,6 +65,9 @@ class _Running:
     found: Found
     #: what builds in it run with besides the common environment (the compile cache).
     env: Mapping[str, str] = field(default_factory=dict)
+    #: where its builds keep their build environments: in the cache volume when one is
+    #: mounted (with or without ccache in the image), else in the container.
+    envs: str = ENVS_DIR
 
     @property
     def python(self) -> str:
@@ -157,7 +160,8 @@ class ContainerBuilder:
                 path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
                         if cache else None)
                 running = _Running(container=container, found=python,
-                                   env=ccache.environment(path) if path else {})
+                                   env=ccache.environment(path) if path else {},
+                                   envs=ccache.ENVS_DIR if cache else ENVS_DIR)
             except BaseException:
                 container.close()
                 raise
@@ -210,10 +214,9 @@ class ContainerBuilder:
         running = self._start("build", target, image)
         runner = ContainerRunner(running.container, {**self._environment(), **running.env})
         try:
-            # With the compile cache on, build environments live in its volume too.
-            envs = ccache.ENVS_DIR if running.env else ENVS_DIR
             recipe = Recipe(runner=runner, workspace=ContainerWorkspace(running.container,
-                                                                         running.python, envs),
+                                                                         running.python,
+                                                                         running.envs),
                             python=running.python, auditwheel=running.found.auditwheel,
                             env=self._build_index_env(), where=f"in {image}")
             built = build_wheel(recipe, sdist, target=target, package=settings,
