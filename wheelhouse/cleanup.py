@@ -19,11 +19,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wheelhouse.ledger import FILENAME as LEDGER_FILE
 from wheelhouse.ledger import Failure, Ledger
 from wheelhouse.store.staging import Staging
 from wheelhouse.store.store import Store
+
+if TYPE_CHECKING:
+    from wheelhouse.builder.engine import Engine
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,11 +187,10 @@ def _log_files(root: Path) -> Iterable[Path]:
 
 def _images(program: str, days: float, dry_run: bool) -> tuple[list[Item], list[str]]:
     from wheelhouse.builder.derived import derived_images, remove_derived
-    from wheelhouse.builder.engine import Engine
 
-    if shutil.which(program) is None and not os.path.isabs(program):
+    engine = _default_engine(program)
+    if engine is None:
         return [], []
-    engine = Engine(program=program)  # the default engine's images (not other engines')
     items: list[Item] = []
     kept: list[str] = []
     cutoff = time.time() - days * 86400
@@ -209,12 +212,11 @@ def _cache_volumes(program: str, dry_run: bool, gone: set[str]) -> tuple[list[It
     """The build caches (``ccache.volume``: compiler results and build environments) whose
     builder image is no longer in the engine: no build can use them again. ``gone``: images
     a dry run counts as removed."""
-    from wheelhouse.builder.ccache import VOLUME_PREFIX, image_key
-    from wheelhouse.builder.engine import Engine
+    from wheelhouse.builder.ccache import VOLUME_PREFIX, image_key, volume
 
-    if shutil.which(program) is None and not os.path.isabs(program):
+    engine = _default_engine(program)
+    if engine is None:
         return [], []
-    engine = Engine(program=program)
     listed = subprocess.run(engine.command("volume", "ls", "-q", "--filter",
                                            f"name={VOLUME_PREFIX}"),
                             capture_output=True, text=True, check=False)
@@ -222,14 +224,14 @@ def _cache_volumes(program: str, dry_run: bool, gone: set[str]) -> tuple[list[It
                          capture_output=True, text=True, check=False)
     if listed.returncode != 0 or ids.returncode != 0:
         return [], []
-    present = {i.removeprefix("sha256:")[:16] for i in ids.stdout.split()}
+    in_use = {volume(i) for i in ids.stdout.split()}
     for tag in gone:
         inspected = subprocess.run(engine.command("image", "inspect", "--format", "{{.Id}}",
                                                   tag), capture_output=True, text=True,
                                    check=False)
-        present.discard(inspected.stdout.strip().removeprefix("sha256:")[:16])
+        in_use.discard(volume(inspected.stdout.strip()))
     orphans = sorted(name for name in listed.stdout.split()
-                     if (key := image_key(name)) is not None and key not in present)
+                     if image_key(name) is not None and name not in in_use)
     if not orphans:
         return [], []
     sizes = _volume_sizes(engine.command("system", "df", "-v", "--format",
@@ -244,6 +246,16 @@ def _cache_volumes(program: str, dry_run: bool, gone: set[str]) -> tuple[list[It
         else:  # the engine refuses while a container mounts it
             kept.append(f"{name} ({why}, but a container is using it)")
     return items, kept
+
+
+def _default_engine(program: str) -> Engine | None:
+    """The default engine (gc cleans only its images and volumes, not other engines'), or
+    None when its program is not installed."""
+    from wheelhouse.builder.engine import Engine
+
+    if shutil.which(program) is None and not os.path.isabs(program):
+        return None
+    return Engine(program=program)
 
 
 _UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
