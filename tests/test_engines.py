@@ -13,8 +13,9 @@ import pytest
 
 from tests.conftest import wheelhouse
 from wheelhouse.builder.builders import Builders
-from wheelhouse.builder.engine import CONTAINER_CA, Container, ContainerOptions, Engine
+from wheelhouse.builder.engine import CONTAINER_CA, ContainerOptions, Engine
 from wheelhouse.builder.engines import Engines
+from wheelhouse.builder.running import Container
 from wheelhouse.config import load_settings
 from wheelhouse.errors import ConfigError, EngineError
 from wheelhouse.settings import Settings

@@ -33,9 +33,7 @@ from wheelhouse.builder.buildenv import DRIVER, ENVS_DIR
 from wheelhouse.builder.derived import ensure_derived
 from wheelhouse.builder.engine import (
     CONTAINER_CA,
-    Container,
     ContainerOptions,
-    ContainerRunner,
     check_emulation,
     prune_stopped,
 )
@@ -43,6 +41,7 @@ from wheelhouse.builder.engines import Engines
 from wheelhouse.builder.interpreters import Found, probe_script
 from wheelhouse.builder.interpreters import choose as choose_interpreter
 from wheelhouse.builder.recipe import BuiltWheel, MoreRequirements, Paths, Recipe, build_wheel
+from wheelhouse.builder.running import Container, ContainerRunner
 from wheelhouse.builder.sdist import source_root
 from wheelhouse.builder.smoke import (
     CHECK_SCRIPT,
@@ -157,6 +156,7 @@ class ContainerBuilder:
                                   volumes=volumes)
             try:
                 python = self._find_python(container, image, target)
+                container.start_agent(python.interpreter.path)
                 path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
                         if cache else None)
                 running = _Running(container=container, found=python,

@@ -1,26 +1,23 @@
 """The container engine as wheelhouse uses it: checks that it (and emulation for a foreign
-architecture) works, and one long-lived container driven through ``exec``, ``cp`` and a Runner.
+architecture) works, which containers are whose, and what images say; one running container
+is ``running``.
 
 Every failure of the engine is an ``EngineError`` that names the fix.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import socket
 import subprocess
-import tarfile
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from wheelhouse import platforms as pf
-from wheelhouse.builder.runner import Completed, LocalRunner
 from wheelhouse.errors import EngineError
 from wheelhouse.targets import host_arch
 
@@ -149,138 +146,6 @@ def image_exists(engine: Engine, image: str) -> str:
             "reachable run builders/bootstrap and pass the config it prints with --config",
         )
     return found
-
-
-class Container:
-    """One running container of an image, used through ``exec``; removed on ``close``."""
-
-    def __init__(self, *, image: str, options: ContainerOptions, label: str,
-                 volumes: Sequence[str] = ()) -> None:
-        self.image = image
-        self.options = options
-        self.engine = options.engine
-        self.name = f"wheelhouse-{label}-{uuid.uuid4().hex[:8]}"
-        cmd = self.engine.command(
-            "create", "--pull=never", "--name", self.name, "--network", options.network,
-            "--label", "org.wheelhouse.builder=1", "--label", f"{OWNER_LABEL}={owner()}")
-        if options.memory:
-            cmd += ["--memory", options.memory]
-        if options.cpus:
-            cmd += ["--cpus", str(options.cpus)]
-        # A bind mount names a path on the engine's machine: only ours when it runs here.
-        mount_ca = options.ca_bundle is not None and self.engine.on_this_machine
-        if options.ca_bundle is not None and mount_ca:
-            cmd += ["--volume", f"{options.ca_bundle.resolve()}:{CONTAINER_CA}:ro"]
-        for spec in volumes:  # named volumes only (the compile cache), never host paths
-            cmd += ["--volume", spec]
-        cmd += [image, "sh", "-c", "while sleep 3600; do :; done"]
-        self._run(cmd, what=f"create a container from {image}")
-        self._run(self.engine.command("start", self.name), what=f"start {self.name}")
-        if options.ca_bundle is not None and not mount_ca:
-            try:
-                self.exec_output(f"mkdir -p {Path(CONTAINER_CA).parent}")
-                self.copy_in(options.ca_bundle.resolve(), CONTAINER_CA)
-            except BaseException:
-                self.close()
-                raise
-
-    def _run(self, cmd: Sequence[str], *, what: str) -> str:
-        done = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise EngineError(f"cannot {what}: {done.stderr.strip()}")
-        return done.stdout
-
-    def exec_output(self, script: str) -> str:
-        return self._run(self.engine.command("exec", self.name, "sh", "-c", script),
-                         what=f"run {script!r} in {self.name}")
-
-    def copy_in(self, src: Path, dest: str) -> None:
-        self._run(self.engine.command("cp", str(src), f"{self.name}:{dest}"),
-                  what=f"copy {src.name} into {self.name}")
-
-    def send(self, files: Mapping[str, Path | bytes], script: str) -> str:
-        """Run ``script`` with a tar of ``files`` (member name -> host file, or its bytes)
-        on its stdin: one ``exec`` where a ``cp`` per file and an ``exec`` per step cost a
-        round trip to the engine each (the time around a compile, not the compile)."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, content in files.items():
-                if isinstance(content, bytes):
-                    info = tarfile.TarInfo(name)
-                    info.size, info.mode = len(content), 0o644
-                    tar.addfile(info, io.BytesIO(content))
-                    continue
-                info = tar.gettarinfo(str(content), arcname=name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                with content.open("rb") as f:
-                    tar.addfile(info, f)
-        done = subprocess.run(self.engine.command("exec", "-i", self.name, "sh", "-c", script),
-                              input=buffer.getvalue(), capture_output=True, check=False)
-        if done.returncode != 0:
-            err = done.stderr.decode(errors="replace").strip()
-            raise EngineError(f"cannot send {len(files)} files into {self.name}: {err}")
-        return done.stdout.decode(errors="replace")
-
-    def copy_out(self, src: str, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        self._run(self.engine.command("cp", f"{self.name}:{src}/.", str(dest)),
-                  what=f"copy {src} out of {self.name}")
-
-    def running(self) -> bool:
-        done = subprocess.run(self.engine.command("inspect", "--format", "{{.State.Running}}",
-                                                  self.name),
-                              capture_output=True, text=True, check=False)
-        return done.returncode == 0 and done.stdout.strip() == "true"
-
-    def close(self) -> None:
-        subprocess.run(self.engine.command("rm", "-f", self.name), capture_output=True,
-                       check=False)
-
-
-class ContainerRunner:
-    """A Runner that executes inside a container. The time limit is enforced inside (with
-    ``timeout``) and, should that fail, by removing the container."""
-
-    def __init__(self, container: Container, base_env: Mapping[str, str]) -> None:
-        self.container = container
-        self.base_env = dict(base_env)
-        self.local = LocalRunner()
-
-    def run(
-        self,
-        cmd: Sequence[str],
-        *,
-        log: IO[str] | None,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        timeout: float | None = None,
-    ) -> Completed:
-        full = self.container.engine.command("exec")
-        for key, value in {**self.base_env, **(env or {})}.items():
-            full += ["-e", f"{key}={value}"]
-        if cwd is not None:
-            full += ["-w", str(cwd)]
-        full.append(self.container.name)
-        inner = list(cmd)
-        if timeout is not None:
-            inner = ["timeout", "-s", "KILL", str(int(timeout)), *inner]
-        full += inner
-        # A little grace beyond the inner limit, for the engine itself.
-        done = self.local.run(full, log=log, timeout=None if timeout is None else timeout + 30)
-        if done.returncode == 137 and timeout is not None and done.seconds >= timeout - 1:
-            return Completed(returncode=done.returncode, timed_out=True, seconds=done.seconds,
-                             output=done.output)
-        if done.timed_out:
-            self.container.close()
-        elif done.returncode != 0 and not self.container.running():
-            # Not the command's failure: the container is gone (removed by another process,
-            # killed for memory, the engine restarted).
-            raise EngineError(
-                f"the container {self.container.name} stopped while running "
-                f"{' '.join(cmd)[:80]}",
-                hint="check `docker events` and the engine's log; run again")
-        return done
 
 
 #: who started a container: this process, on this boot of this machine.
