@@ -86,6 +86,16 @@ def test_signals_and_missing_programs_read_as_exec_reports_them(agent: Agent) ->
     assert code == 127 and b"no-such-program-here" in out
 
 
+def test_output_that_cannot_be_written_fails_that_command_only(agent: Agent) -> None:
+    def full(_data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        agent.run(["sh", "-c", "echo one; echo two"], env={}, cwd=None, timeout=None,
+                  sink=full)
+    assert run(agent, ["echo", "next"])[2] == b"next\n", "the channel survives it"
+
+
 def test_a_dead_agent_fails_pending_and_later_commands(tmp_path: Path) -> None:
     a = Agent([sys.executable], name="local")
     try:

@@ -26,6 +26,7 @@ import itertools
 import json
 import struct
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class _Request:
     done: threading.Event = field(default_factory=threading.Event)
     code: int = -1
     timed_out: bool = False
+    #: what writing its output raised (a full disk under the log): raised by ``run``.
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,12 @@ class Agent:
 
     def __init__(self, command: Sequence[str], *, name: str) -> None:
         self.name = name
+        # Its stderr (the engine's complaints, a traceback) goes to a file read at the end:
+        # a pipe nobody reads until then could fill and stall the agent.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._proc = subprocess.Popen([*command, "-I", "-u", "-c", AGENT],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, start_new_session=True)
+                                      stderr=self._stderr, start_new_session=True)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Request] = {}
         self._guard = threading.Lock()
@@ -192,6 +198,8 @@ class Agent:
         finally:
             with self._guard:
                 self._pending.pop(rid, None)
+        if request.error is not None:
+            raise request.error
         if request.code < 0:  # woken by the channel's end, not by an exit frame
             raise AgentGone(self._gone or "the agent stopped")
         return Exit(request.code, timed_out=request.timed_out)
@@ -225,8 +233,11 @@ class Agent:
                     request = self._pending.get(message.get("id"))
                 if request is None:
                     continue
-                if message.get("kind") == "out":
-                    request.sink(data)
+                if message.get("kind") == "out" and request.error is None:
+                    try:
+                        request.sink(data)
+                    except Exception as e:  # the command's own trouble, not the channel's
+                        request.error = e
                 elif message.get("kind") == "exit":
                     request.code = int(message["code"])
                     request.timed_out = bool(message.get("timed_out"))
@@ -238,9 +249,9 @@ class Agent:
     def _end(self) -> None:
         err = b""
         with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
-            assert self._proc.stderr is not None
             self._proc.wait(timeout=5)
-            err = self._proc.stderr.read()
+            self._stderr.seek(0)
+            err = self._stderr.read()[-4000:]
         text = err.decode(errors="replace").strip()
         with self._guard:
             self._gone = (f"the agent in {self.name} stopped" + (f": {text[-500:]}" if text
@@ -262,7 +273,7 @@ class Agent:
             self._proc.kill()
             self._proc.wait()
         self._reader.join(timeout=10)
-        for stream in (self._proc.stdout, self._proc.stderr):
+        for stream in (self._proc.stdout, self._stderr):
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
                     stream.close()
