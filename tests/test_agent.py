@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,3 +194,35 @@ def test_a_container_through_its_agent(images_config: Path, tmp_path: Path) -> N
         c.close()
     assert subprocess.run(["docker", "ps", "-aq", "--filter", f"name={c.name}"],
                           capture_output=True, text=True, check=True).stdout.strip() == ""
+
+
+@pytest.mark.container
+@pytest.mark.network
+def test_builds_cost_no_engine_call_per_pin(images_config: Path, tmp_path: Path) -> None:
+    """What the agent is for, held: a run's `docker exec` and `docker cp` calls do not grow
+    with its pins. Before it, each built pin cost about ten (send, build, copy out, show,
+    repair, copy out, clean up; the check's send, pip, check, clean up) at 0.1 s of CPU
+    each. Now each container costs three (`uname`, the interpreter probe, the agent)."""
+    from tests.conftest import build_sdist, clean_env, wheelhouse
+
+    sdists = tmp_path / "sdists"
+    for project in ("whdemo-ext", "whpy"):
+        build_sdist(project, sdists)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    calls = tmp_path / "calls"
+    real = shutil.which("docker")
+    assert real is not None
+    (shim / "docker").write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {real} "$@"\n')
+    (shim / "docker").chmod(0o755)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"--find-links {sdists}\nwhdemo-ext==1.0.0\nwhpy\n")
+    env = clean_env(PATH=f"{shim}{os.pathsep}{os.environ['PATH']}")
+    done = wheelhouse("build", str(reqs), "--store", str(tmp_path / "store"), "--config",
+                      str(images_config), "--target", "cp311-manylinux_x86_64", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 built" in done.stdout, done.stdout
+    made = calls.read_text().split()
+    # One builder and one consumer container: three execs each, whatever the pin count.
+    assert made.count("exec") == 6, sorted(made)
+    assert made.count("cp") == 0, sorted(made)
