@@ -19,12 +19,14 @@ from typing import IO
 
 from wheelhouse.builder.agent import Agent, AgentGone, TextSink
 from wheelhouse.builder.engine import CONTAINER_CA, OWNER_LABEL, ContainerOptions, owner
-from wheelhouse.builder.runner import Completed, LocalRunner
+from wheelhouse.builder.runner import Completed
 from wheelhouse.errors import EngineError
 
 
 class Container:
-    """One running container of an image, used through ``exec``; removed on ``close``."""
+    """One running container of an image; removed on ``close``. Until ``start_agent``
+    only ``exec_output`` (a plain ``exec``) works: it finds the Python the agent runs with.
+    Everything else goes through the agent."""
 
     def __init__(self, *, image: str, options: ContainerOptions, label: str,
                  volumes: Sequence[str] = ()) -> None:
@@ -71,12 +73,17 @@ class Container:
             self.agent = Agent(self.engine.command("exec", "-i", self.name, python),
                                name=self.name)
 
+    def channel(self) -> Agent:
+        """The agent commands go through (``start_agent`` comes first)."""
+        if self.agent is None:
+            raise RuntimeError(f"no agent runs in {self.name} yet: call start_agent first")
+        return self.agent
+
     def _through_agent(self, argv: Sequence[str], *, what: str, stdin: bytes | None = None,
                        sink: IO[bytes] | None = None) -> bytes:
-        assert self.agent is not None
         out = io.BytesIO()
         try:
-            done = self.agent.run(argv, env={}, cwd=None, timeout=None, stdin=stdin,
+            done = self.channel().run(argv, env={}, cwd=None, timeout=None, stdin=stdin,
                                   sink=(sink or out).write)
         except AgentGone as e:
             raise EngineError(f"cannot {what}: {e}") from None
@@ -114,26 +121,15 @@ class Container:
                 info.uname = info.gname = "root"
                 with content.open("rb") as f:
                     tar.addfile(info, f)
-        what = f"send {len(files)} files into {self.name}"
-        if self.agent is not None:
-            return self._through_agent(["sh", "-c", script], what=what,
-                                       stdin=buffer.getvalue()).decode(errors="replace")
-        done = subprocess.run(self.engine.command("exec", "-i", self.name, "sh", "-c", script),
-                              input=buffer.getvalue(), capture_output=True, check=False)
-        if done.returncode != 0:
-            err = done.stderr.decode(errors="replace").strip()
-            raise EngineError(f"cannot {what}: {err}")
-        return done.stdout.decode(errors="replace")
+        return self._through_agent(["sh", "-c", script],
+                                   what=f"send {len(files)} files into {self.name}",
+                                   stdin=buffer.getvalue()).decode(errors="replace")
 
     def copy_out(self, src: str, dest: Path) -> None:
         """The regular files directly in ``src`` (a build's output directory), into
-        ``dest``. Through the agent they come as a tar of which only plain files with plain
-        names are written: links or paths a build put there are not followed here."""
+        ``dest``. They come as a tar of which only plain files with plain names are written:
+        links or paths a build put there are not followed here."""
         dest.mkdir(parents=True, exist_ok=True)
-        if self.agent is None:
-            self._run(self.engine.command("cp", f"{self.name}:{src}/.", str(dest)),
-                      what=f"copy {src} out of {self.name}")
-            return
         with tempfile.TemporaryFile() as archive:
             self._through_agent(["tar", "-cf", "-", "-C", src, "."],
                                 what=f"copy {src} out of {self.name}", sink=archive)
@@ -148,12 +144,6 @@ class Container:
                     with extracted, open(dest / name, "wb") as f:
                         shutil.copyfileobj(extracted, f)
 
-    def running(self) -> bool:
-        done = subprocess.run(self.engine.command("inspect", "--format", "{{.State.Running}}",
-                                                  self.name),
-                              capture_output=True, text=True, check=False)
-        return done.returncode == 0 and done.stdout.strip() == "true"
-
     def close(self) -> None:
         subprocess.run(self.engine.command("rm", "-f", self.name), capture_output=True,
                        check=False)
@@ -162,15 +152,14 @@ class Container:
 
 
 class ContainerRunner:
-    """A Runner that executes inside a container: through its agent once one runs there
-    (``Container.start_agent``), else with an ``exec`` per command. The time limit is
-    enforced inside (the agent kills the command's process group; without one, ``timeout``)
-    and, should that fail, by removing the container."""
+    """A Runner that executes inside a container, through its agent. The time limit is
+    enforced inside (the agent kills the command's process group) and, should that fail,
+    by removing the container. The log reads as it would with ``exec``: each command is
+    shown as the equivalent ``docker exec`` line."""
 
     def __init__(self, container: Container, base_env: Mapping[str, str]) -> None:
         self.container = container
         self.base_env = dict(base_env)
-        self.local = LocalRunner()
 
     def run(
         self,
@@ -182,47 +171,23 @@ class ContainerRunner:
         timeout: float | None = None,
     ) -> Completed:
         merged = {**self.base_env, **(env or {})}
-        full = self.container.engine.command("exec")
-        for key, value in merged.items():
-            full += ["-e", f"{key}={value}"]
-        if cwd is not None:
-            full += ["-w", str(cwd)]
-        full.append(self.container.name)
-        if self.container.agent is not None:
-            return self._through_agent(cmd, [*full, *cmd], merged, log=log, cwd=cwd,
-                                       timeout=timeout)
-        inner = list(cmd)
-        if timeout is not None:
-            inner = ["timeout", "-s", "KILL", str(int(timeout)), *inner]
-        full += inner
-        # A little grace beyond the inner limit, for the engine itself.
-        done = self.local.run(full, log=log, timeout=None if timeout is None else timeout + 30)
-        if done.returncode == 137 and timeout is not None and done.seconds >= timeout - 1:
-            return Completed(returncode=done.returncode, timed_out=True, seconds=done.seconds,
-                             output=done.output)
-        if done.timed_out:
-            self.container.close()
-        elif done.returncode != 0 and not self.container.running():
-            raise self._stopped(cmd)
-        return done
-
-    def _through_agent(self, cmd: Sequence[str], shown: Sequence[str],
-                       env: Mapping[str, str], *, log: IO[str] | None, cwd: Path | None,
-                       timeout: float | None) -> Completed:
-        """As ``run``, through the container's agent; the log reads as it would with
-        ``exec`` (``shown`` is the equivalent command)."""
-        assert self.container.agent is not None
         buffer = io.StringIO() if log is None else None
         out = log if log is not None else buffer
         assert out is not None
         if log is not None:
-            log.write(f"$ {' '.join(shown)}\n")
+            shown = self.container.engine.command("exec")
+            for key, value in merged.items():
+                shown += ["-e", f"{key}={value}"]
+            if cwd is not None:
+                shown += ["-w", str(cwd)]
+            log.write(f"$ {' '.join([*shown, self.container.name, *cmd])}\n")
             log.flush()
         sink = TextSink(out)
         start = time.monotonic()
         try:
-            done = self.container.agent.run(cmd, env=env, cwd=None if cwd is None else str(cwd),
-                                            timeout=timeout, sink=sink)
+            done = self.container.channel().run(
+                cmd, env=merged, cwd=None if cwd is None else str(cwd), timeout=timeout,
+                sink=sink)
         except AgentGone as e:
             raise self._stopped(cmd, str(e)) from None
         sink.finish()
@@ -235,10 +200,10 @@ class ContainerRunner:
         return Completed(returncode=done.code, timed_out=done.timed_out, seconds=seconds,
                          output=buffer.getvalue() if buffer is not None else "")
 
-    def _stopped(self, cmd: Sequence[str], detail: str = "") -> EngineError:
+    def _stopped(self, cmd: Sequence[str], detail: str) -> EngineError:
         # Not the command's failure: the container is gone (removed by another process,
         # killed for memory, the engine restarted), or the agent in it is.
         return EngineError(
             f"the container {self.container.name} stopped while running "
-            f"{' '.join(cmd)[:80]}" + (f" ({detail})" if detail else ""),
+            f"{' '.join(cmd)[:80]} ({detail})",
             hint="check `docker events` and the engine's log; run again")
