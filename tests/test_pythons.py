@@ -13,7 +13,7 @@ import pytest
 from packaging.tags import Tag
 
 from tests.conftest import clean_env
-from wheelhouse.builder.interpreters import choose, parse_probe
+from wheelhouse.builder.interpreters import _parse, choose, parse_probe, probe_script
 from wheelhouse.builder.repair import check_fits
 from wheelhouse.errors import BuildFailed, EngineError, TargetError
 from wheelhouse.inputs import read_inputs
@@ -94,6 +94,43 @@ def test_only_the_targets_own_interpreter_is_used() -> None:
                    _probe(("/usr/local/bin/python3.11", "3.11.2", False), auditwheel=""))
     assert found.auditwheel == ("/usr/local/bin/python3.11", "-m", "auditwheel")
     assert parse_probe("garbage\n/x\t{not json\nauditwheel\t\n") == ([], None)
+
+
+def test_the_probe_names_the_interpreter_auditwheel_runs_with(tmp_path: Path) -> None:
+    """auditwheel's script names its interpreter on its ``#!`` line (the pypa images: the
+    tools environment's Python): show and repair then share one process of it. A wrapper
+    that is not a Python named by its path (``#!/bin/sh``, ``env``) runs as before."""
+    target = parse_target("cp311-manylinux_x86_64")
+    py = ("/opt/python/cp311-cp311/bin/python", "3.11.2", False)
+    tools = "/opt/_internal/tools/bin/"
+    for first, expected in ((f"#!{tools}python", f"{tools}python"),
+                            (f"#!{tools}python3.12", f"{tools}python3.12"),
+                            ("#!/bin/sh", None), ("#!/usr/bin/env python3", None),
+                            ("#!/usr/bin/python3 -E", None), ("\x7fELF\x02", None), ("", None)):
+        found = choose(target, "img",
+                       _probe(py, auditwheel=f"/usr/local/bin/auditwheel\t{first}"))
+        assert found.auditwheel == ("/usr/local/bin/auditwheel",)
+        assert found.auditwheel_python == expected, first
+    # With no auditwheel on PATH, the target's interpreter runs it (-m) and both commands.
+    found = choose(target, "img", _probe(py, auditwheel=""))
+    assert found.auditwheel_python == "/opt/python/cp311-cp311/bin/python"
+    # The probe itself, run by sh with a script of pip's kind first on PATH.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "auditwheel"
+    script.write_text("#!/some/venv/bin/python3\r\nimport sys\n")
+    script.chmod(0o755)
+    out = subprocess.run(["/bin/sh", "-c", probe_script(["no-such-python"])], capture_output=True,
+                         text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=True).stdout
+    assert out == f"auditwheel\t{script}\t#!/some/venv/bin/python3\n"
+    assert _parse_auditwheel_python(out) == "/some/venv/bin/python3"
+    out = subprocess.run(["/bin/sh", "-c", probe_script(["no-such-python"])], capture_output=True,
+                         text=True, env={"PATH": "/nonexistent"}, check=False).stdout
+    assert out == "auditwheel\t\n"
+
+
+def _parse_auditwheel_python(output: str) -> str | None:
+    return _parse(output)[2]
 
 
 def test_a_wheel_of_another_interpreter_is_not_blamed_on_libc(tmp_path: Path) -> None:

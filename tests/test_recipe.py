@@ -189,3 +189,130 @@ def test_requirements_the_backend_asks_for_are_resolved_and_the_build_runs_again
     # Without a way to resolve more (native builds, which use the index), it fails as before.
     with pytest.raises(BuildFailed, match="the build failed"):
         build(tmp_path / "again", FakeRunner(asks_for="cppy"), deps=tmp_path / "deps")
+
+
+# auditwheel's show and repair in one process: the program run with a stand-in auditwheel
+# (a package named so on PYTHONPATH, behaving as its `main` does), through a real interpreter.
+
+FAKE_AUDITWHEEL = '''
+import json, os, sys
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    how = os.environ.get("FAKE_AUDITWHEEL", "ok")
+    if cmd == "show":
+        print(json.dumps({"policy": "manylinux_2_17_x86_64", "wheel": args[-1]}))
+        if how == "show-fails":
+            sys.exit(1)
+        return None
+    print("INFO: repairing " + args[-1], file=sys.stderr)
+    if how == "repair-exits":
+        sys.exit("cannot repair: too new")
+    if how == "repair-raises":
+        raise RuntimeError("boom")
+    out = args[args.index("-w") + 1]
+    os.makedirs(out, exist_ok=True)
+    import shutil
+    shutil.copyfile(args[-1], os.path.join(
+        out, os.path.basename(args[-1]).replace("linux", "manylinux_2_17")))
+    return 0
+'''
+
+
+@dataclass
+class HybridRunner(FakeRunner):
+    """The fake build; commands run with ``-c`` (the one-process auditwheel) run for real."""
+
+    fake: Path = Path()
+
+    def run(self, cmd: Sequence[str], *, log: IO[str] | None,
+            env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float | None = None) -> Completed:
+        if "-c" not in cmd:
+            return super().run(cmd, log=log, env=env, cwd=cwd, timeout=timeout)
+        self.commands.append(list(cmd))
+        import os
+        import subprocess
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  env={**os.environ, **(env or {}),
+                                       "PYTHONPATH": str(self.fake)})
+        except OSError as e:  # as the agent answers
+            return Completed(returncode=127, timed_out=False, seconds=0.0,
+                             output=f"cannot run {cmd[0]}: {e}\n")
+        return Completed(returncode=done.returncode, timed_out=False, seconds=0.1,
+                         output=done.stderr + done.stdout)
+
+
+def _fake_auditwheel(root: Path) -> Path:
+    (root / "auditwheel").mkdir(parents=True)
+    (root / "auditwheel" / "__init__.py").write_text("")
+    (root / "auditwheel" / "main.py").write_text(FAKE_AUDITWHEEL)
+    return root
+
+
+def build_one_process(tmp_path: Path, runner: FakeRunner, python: str) -> tuple[Path, str]:
+    import sys
+    recipe = Recipe(runner=runner, workspace=DirWorkspace(tmp_path / "ws"), python="python3",
+                    auditwheel=("python3", "-m", "auditwheel"), env={"PATH": "/usr/bin"},
+                    where="in some-image", auditwheel_python=python or sys.executable)
+    log = io.StringIO()
+    built = build_wheel(recipe, tmp_path / "demo-1.0.tar.gz", target=TARGET,
+                        package=PackageSettings(), work_dir=tmp_path / "work", log=log,
+                        timeout=60)
+    return built.wheel, log.getvalue()
+
+
+def test_show_and_repair_run_in_one_process(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = HybridRunner(fake=_fake_auditwheel(tmp_path / "fake"))
+    built, log = build_one_process(tmp_path, runner, "")
+    assert built.name == "demo-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    # one build, one auditwheel process: repair's words in the log, show's JSON not.
+    assert len(runner.commands) == 2 and runner.commands[1][1] == "-c"
+    assert "INFO: repairing" in log and '"policy"' not in log
+    monkeypatch.setenv("FAKE_AUDITWHEEL", "repair-exits")
+    with pytest.raises(BuildFailed, match=r"auditwheel repair failed \(exit 1\)"):
+        build_one_process(tmp_path / "b", HybridRunner(fake=tmp_path / "fake"), "")
+    monkeypatch.setenv("FAKE_AUDITWHEEL", "repair-raises")
+    with pytest.raises(BuildFailed, match=r"auditwheel repair failed \(exit 1\)"):
+        build_one_process(tmp_path / "c", HybridRunner(fake=tmp_path / "fake"), "")
+
+
+def test_the_report_of_show_comes_from_the_same_process(tmp_path: Path) -> None:
+    import sys
+
+    from wheelhouse.builder.repair import show_and_repair_command, split_shown
+    fake = _fake_auditwheel(tmp_path / "fake")
+    import os
+    import subprocess
+    wheel(tmp_path / "x-1-cp311-cp311-linux_x86_64.whl")
+    cmd = show_and_repair_command(sys.executable,
+                                  str(tmp_path / "x-1-cp311-cp311-linux_x86_64.whl"),
+                                  str(tmp_path / "out"), ("libpq.so.5",))
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(fake),
+                               "FAKE_AUDITWHEEL": "show-fails"})
+    assert done.returncode == 0
+    split = split_shown(done.stderr + done.stdout)
+    assert split is not None
+    repair_out, show_code, show_out = split
+    assert repair_out.startswith("INFO: repairing") and show_code == 1
+    assert '"policy": "manylinux_2_17_x86_64"' in show_out
+    assert "--exclude" in cmd[-1] and "libpq.so.5" in cmd[-1]
+    # Output that does not end with the program's last line says nothing.
+    assert split_shown("Traceback ...\nModuleNotFoundError: No module named 'auditwheel'\n") \
+        is None
+    assert split_shown("x wheelhouse-auditwheel-show: {}\n") is None
+
+
+def test_an_interpreter_that_cannot_run_auditwheel_falls_back_to_its_command(
+    tmp_path: Path,
+) -> None:
+    """A ``#!`` interpreter that is gone (or has no auditwheel): the two commands run."""
+    runner = HybridRunner()
+    built, log = build_one_process(tmp_path, runner, "/nonexistent/python3")
+    assert built.name == REPAIRED
+    assert "/nonexistent/python3 could not run auditwheel (exit 127)" in log
+    assert "cannot run /nonexistent/python3" in log
+    steps = ["-c" if c[1] == "-c" else c[3] for c in runner.commands[1:]]
+    assert steps[0] == "-c" and sorted(steps[1:]) == ["repair", "show"]

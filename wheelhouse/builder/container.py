@@ -218,6 +218,7 @@ class ContainerBuilder:
                                                                          running.python,
                                                                          running.envs),
                             python=running.python, auditwheel=running.found.auditwheel,
+                            auditwheel_python=running.found.auditwheel_python,
                             env=self._build_index_env(), where=f"in {image}")
             built = build_wheel(recipe, sdist, target=target, package=settings,
                                 work_dir=work_dir, log=log, timeout=timeout,

@@ -125,6 +125,7 @@ class LocalBuilder:
             env["PIP_CONSTRAINT"] = str(constraints)
         recipe = Recipe(runner=self.runner, workspace=LocalWorkspace(target),
                         python=self.python, auditwheel=(self.python, "-m", "auditwheel"),
+                        auditwheel_python=self.python,
                         env=env)
         return build_wheel(recipe, sdist, target=target, package=settings, work_dir=work_dir,
                            log=log, timeout=timeout, build_deps=build_deps,

@@ -26,7 +26,9 @@ from wheelhouse.builder.repair import (
     is_pure,
     parse_show,
     repair_command,
+    show_and_repair_command,
     show_command,
+    split_shown,
 )
 from wheelhouse.builder.runner import Completed, Runner
 from wheelhouse.errors import BuildFailed
@@ -95,6 +97,9 @@ class Recipe:
     env: Mapping[str, str]
     #: where the build runs, for messages ("in IMAGE"; "" for this machine).
     where: str = ""
+    #: the interpreter auditwheel runs with, when known: show and repair then share one
+    #: process (``repair.show_and_repair_command``); None: one process each.
+    auditwheel_python: str | None = None
 
 
 #: Requirements a build may ask for beyond ``[build-system] requires`` (a backend's
@@ -178,17 +183,8 @@ def _build(
         log.write(f"{built.name} is pure Python; no repair needed\n")
         return BuiltWheel(wheel=built, seconds=done.seconds, phases={"build": done.seconds})
     inner = f"{paths.dist}/{built.name}"
-    # `show` (for the provenance) and `repair` each start auditwheel, about half a second:
-    # they read the same wheel and write nothing in common, so they run side by side.
-    with ThreadPoolExecutor(max_workers=1) as aside:
-        showing = aside.submit(recipe.runner.run, show_command(recipe.auditwheel, inner),
-                               log=None, env=env, timeout=timeout)
-        repair = recipe.runner.run(
-            repair_command(recipe.auditwheel, inner, paths.repaired,
-                           package.auditwheel_exclude),
-            log=None, env=env, timeout=timeout,
-        )
-        shown = showing.result()
+    repair, shown = _show_and_repair(recipe, inner, paths, env, package=package, log=log,
+                                     timeout=timeout)
     if repair.returncode != 0 and NO_LIBC in repair.output:
         log.write(repair.output + "# wheelhouse: no extension names its libc; repairing with "
                   "the builder image's AUDITWHEEL_PLAT\n")
@@ -218,6 +214,42 @@ def _build(
                       report=parse_show(shown.output), seconds=done.seconds,
                       phases={"build": done.seconds,
                               "repair": max(shown.seconds, repair.seconds)})
+
+
+def _show_and_repair(recipe: Recipe, inner: str, paths: Paths, env: Mapping[str, str], *,
+                     package: PackageSettings, log: IO[str],
+                     timeout: float) -> tuple[Completed, Completed]:
+    """``auditwheel repair`` of the built wheel, and ``auditwheel show`` of it for the
+    provenance: in one process where auditwheel's interpreter is known (its start-up paid
+    once), else side by side (they read the same wheel and write nothing in common)."""
+    if recipe.auditwheel_python is not None:
+        both = recipe.runner.run(
+            show_and_repair_command(recipe.auditwheel_python, inner, paths.repaired,
+                                    package.auditwheel_exclude),
+            log=None, env=env, timeout=timeout)
+        split = split_shown(both.output)
+        if split is not None or both.timed_out:
+            said, code, output = split or (both.output, 1, "")
+            return (Completed(returncode=both.returncode, timed_out=both.timed_out,
+                              seconds=both.seconds, output=said),
+                    Completed(returncode=code, timed_out=False, seconds=0.0, output=output))
+        log.write(f"# wheelhouse: {recipe.auditwheel_python} could not run auditwheel "
+                  f"(exit {both.returncode}); running {' '.join(recipe.auditwheel)}\n"
+                  + _tail(both.output))
+    with ThreadPoolExecutor(max_workers=1) as aside:
+        showing = aside.submit(recipe.runner.run, show_command(recipe.auditwheel, inner),
+                               log=None, env=env, timeout=timeout)
+        repair = recipe.runner.run(
+            repair_command(recipe.auditwheel, inner, paths.repaired,
+                           package.auditwheel_exclude),
+            log=None, env=env, timeout=timeout,
+        )
+        return repair, showing.result()
+
+
+def _tail(text: str, lines: int = 10) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return "".join(f"#   {ln}\n" for ln in kept)
 
 
 def _one(wheels: list[Path], what: str) -> Path:

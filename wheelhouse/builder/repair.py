@@ -54,6 +54,68 @@ def show_command(auditwheel: Sequence[str], wheel: str) -> list[str]:
     return [*auditwheel, "show", "--json", wheel]
 
 
+#: Runs with the interpreter that has auditwheel: ``repair`` then ``show --json`` of the same
+#: wheel through auditwheel's own ``main``, as its script would run each, in one process:
+#: auditwheel's start-up (its imports, a quarter of a second here, seconds under emulation)
+#: is paid once, not twice. repair's output comes as it would; show's output and status
+#: follow on one last line after ``_SHOWN``; the exit status is repair's.
+SHOW_AND_REPAIR = r"""
+import contextlib, io, json, sys, traceback
+repair, show = json.loads(sys.argv[1])
+from auditwheel.main import main
+
+def run(argv):
+    sys.argv = ["auditwheel", *argv]
+    try:
+        code = main()
+    except SystemExit as e:
+        code = e.code
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+code = run(repair)
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    shown = run(show)
+sys.stderr.flush()
+print("\n" + %r + json.dumps({"code": shown, "output": buf.getvalue()}), flush=True)
+sys.exit(code)
+"""
+_SHOWN = "wheelhouse-auditwheel-show: "
+SHOW_AND_REPAIR = SHOW_AND_REPAIR % _SHOWN
+
+
+def show_and_repair_command(python: str, wheel: str, out_dir: str,
+                            exclude: Sequence[str]) -> list[str]:
+    """``repair_command`` and ``show_command`` of ``wheel`` in one process of ``python``."""
+    repair = repair_command((), wheel, out_dir, exclude)
+    return [python, "-c", SHOW_AND_REPAIR, json.dumps([repair, ["show", "--json", wheel]])]
+
+
+def split_shown(output: str) -> tuple[str, int, str] | None:
+    """(repair's output, show's status, show's output) from ``show_and_repair_command``'s
+    output; None when it did not get as far as saying (the interpreter cannot import
+    auditwheel, or it was killed)."""
+    at = output.rfind(_SHOWN)
+    if at < 0 or (at > 0 and output[at - 1] != "\n"):
+        return None
+    line = output[at + len(_SHOWN):].split("\n", 1)[0]
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(said, dict) or not isinstance(said.get("output"), str):
+        return None
+    code = said.get("code")
+    before = output[:at].rstrip("\n")
+    return (before + "\n" if before else "", code if isinstance(code, int) else 1,
+            said["output"])
+
+
 def grafted_libraries(wheel: Path) -> tuple[str, ...]:
     with zipfile.ZipFile(wheel) as zf:
         return tuple(sorted(
