@@ -156,7 +156,8 @@ class ContainerBuilder:
                                   volumes=volumes)
             try:
                 python = self._find_python(container, image, target)
-                container.start_agent(python.interpreter.path)
+                # The consumer check installs each wheel with pip: its imports once.
+                container.start_agent(python.interpreter.path, pip=role == "check")
                 path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
                         if cache else None)
                 running = _Running(container=container, found=python,

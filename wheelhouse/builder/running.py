@@ -66,12 +66,13 @@ class Container:
             raise EngineError(f"cannot {what}: {done.stderr.strip()}")
         return done.stdout
 
-    def start_agent(self, python: str) -> None:
+    def start_agent(self, python: str, *, pip: bool = False) -> None:
         """From now on, run commands through one ``exec`` of wheelhouse's agent (with the
-        container's ``python``) instead of an ``exec`` each (see ``agent``)."""
+        container's ``python``) instead of an ``exec`` each (see ``agent``); with ``pip``,
+        its ``python -m pip`` commands start with pip already imported."""
         if self.agent is None:
             self.agent = Agent(self.engine.command("exec", "-i", self.name, python),
-                               name=self.name)
+                               name=self.name, pip=pip)
 
     def channel(self) -> Agent:
         """The agent commands go through (``start_agent`` comes first)."""
