@@ -226,3 +226,56 @@ def test_builds_cost_no_engine_call_per_pin(images_config: Path, tmp_path: Path)
     # One builder and one consumer container: three execs each, whatever the pin count.
     assert made.count("exec") == 6, sorted(made)
     assert made.count("cp") == 0, sorted(made)
+
+
+@pytest.mark.container
+def test_a_targets_containers_start_ahead_and_never_outlive_the_run(images_config: Path
+                                                                     ) -> None:
+    """``prepare``: the builder and consumer containers of a target start in the background
+    (the consumer's pip zygote with them), builds then find them; closing the builder,
+    even while they are still starting, leaves none behind."""
+    import tomllib
+
+    from wheelhouse.builder.container import ContainerBuilder
+    from wheelhouse.settings import PackageSettings
+    from wheelhouse.targets import parse_target
+
+    config = tomllib.loads(images_config.read_text())["tool"]["wheelhouse"]
+    target = parse_target("cp311-manylinux_x86_64")
+
+    def ours() -> list[str]:
+        return subprocess.run(["docker", "ps", "-a", "--filter",
+                               "label=org.wheelhouse.builder=1", "--format", "{{.Names}}"],
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    before = set(ours())
+    builder = ContainerBuilder(images=config["images"],
+                               consumer_images=config["consumer-images"],
+                               options=ContainerOptions())
+    try:
+        builder.prepare(target, PackageSettings())
+        builder.prepare(target, PackageSettings())  # once per target
+        builder._preparing[target.identifier].join(timeout=120)
+        started = set(ours()) - before
+        assert len(started) == 2, started
+        assert any("-build-" in n for n in started) and any("-check-" in n for n in started)
+        # A build finds the started container: no third one.
+        assert builder.python_version(target) == "3.11.2"
+        assert set(ours()) - before == started
+    finally:
+        builder.close()
+    assert set(ours()) - before == set()
+    # Closed at once, while both are starting: nothing is left either, and a later use of
+    # the builder starts afresh.
+    again = ContainerBuilder(images=config["images"], consumer_images=config["consumer-images"],
+                             options=ContainerOptions())
+    try:
+        again.prepare(target, PackageSettings(test="", system_packages=()))
+    finally:
+        again.close()
+    assert set(ours()) - before == set()
+    try:
+        assert again.python_version(target) == "3.11.2"
+    finally:
+        again.close()
+    assert set(ours()) - before == set()

@@ -45,6 +45,11 @@ class Builder(Protocol):
         None when it cannot be asked here."""
         ...
 
+    def prepare(self, target: Target, settings: PackageSettings) -> None:
+        """A build for ``target`` with ``settings`` is coming: start, in the background,
+        what it and its check will need (containers). Returns at once; never raises."""
+        ...
+
     def build(
         self, sdist: Path, *, target: Target, settings: PackageSettings, work_dir: Path,
         log: IO[str], timeout: float, build_deps: Path | None = None,

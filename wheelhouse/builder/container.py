@@ -89,6 +89,14 @@ class ContainerBuilder:
         self._running: dict[tuple[str, str, str], _Running] = {}
         self._ids: dict[str, str] = {}
         self._guard = threading.Lock()
+        #: one lock per container being started, so different containers start side by
+        #: side (a target's consumer container while its builder container starts).
+        self._starting: dict[tuple[str, str, str], threading.Lock] = {}
+        self._pruned = False
+        self._prune_guard = threading.Lock()
+        self._preparing: dict[str, threading.Thread] = {}
+        #: counts ``close`` calls: a container whose start outlived one is not kept.
+        self._generation = 0
 
     def image_for(self, target: Target) -> str | None:
         return self.images.get(target.platform)
@@ -120,11 +128,55 @@ class ContainerBuilder:
             self._ids[image] = self.engines.ensure_image(self.options.engine, image)
         return self._ids[image]
 
+    def prepare(self, target: Target, settings: PackageSettings) -> None:
+        """Start the containers a build for ``target`` with ``settings`` will need (the
+        builder's, unless its system packages need a derived image; the consumer's, unless
+        the check is off), in the background, once per target: they start while the sdist
+        downloads and its build requirements are resolved, and the consumer container (its
+        pip imported) is ready when the first wheel is. A start that fails here is tried
+        again, and reported, by the build or check that needs it."""
+        with self._guard:
+            if target.identifier in self._preparing:
+                return
+            thread = threading.Thread(target=self._prepare, args=(target, settings),
+                                      name=f"prepare-{target.identifier}", daemon=True)
+            self._preparing[target.identifier] = thread
+        thread.start()
+
+    def _prepare(self, target: Target, settings: PackageSettings) -> None:
+        wanted = []
+        image = self.image_for(target)
+        if image is not None and not settings.system_packages:
+            wanted.append(("build", image))
+        consumer = self.consumer_images.get(target.platform, target.default_consumer_image)
+        if consumer and settings.test != "":
+            wanted.append(("check", consumer.replace("{python}", target.version_string)))
+        threads = [threading.Thread(target=self._start_quietly, args=(role, target, name),
+                                    daemon=True) for role, name in wanted]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _start_quietly(self, role: str, target: Target, image: str) -> None:
+        # Whatever stops it here stops the build or check that needs it, which says so.
+        with contextlib.suppress(Exception):
+            self._start(role, target, image)
+
     def close(self) -> None:
         with self._guard:
-            for running in self._running.values():
-                running.container.close()
+            self._generation += 1
+            preparing = list(self._preparing.values())
+            self._preparing.clear()
+        # A container still starting is registered, then closed below, or closed by its
+        # start seeing the builder closed.
+        for thread in preparing:
+            thread.join()
+        with self._guard:
+            running = list(self._running.values())
             self._running.clear()
+        for r in running:
+            r.container.close()
 
     def cache_stats(self) -> ccache.Stats:
         """The compile cache's hits and misses in this run's builder containers so far."""
@@ -143,31 +195,50 @@ class ContainerBuilder:
             found = self._running.get(key)
             if found is not None:
                 return found
-            engine = self.options.engine
-            if engine.on_this_machine:  # another machine's emulation is its own business
-                check_emulation(target.arch, target.binfmt_entry)
-            self._image_id(image)
-            prune_stopped(engine)
-            cache = role == "build" and self.options.compile_cache
-            volumes = [f"{ccache.volume(self._image_id(image))}:{ccache.CACHE_DIR}"] \
-                if cache else []
-            container = Container(image=image, options=self.options,
-                                  label=f"{role}-{target.identifier.replace('_', '-')}",
-                                  volumes=volumes)
-            try:
-                python = self._find_python(container, image, target)
-                # The consumer check installs each wheel with pip: its imports once.
-                container.start_agent(python.interpreter.path, pip=role == "check")
-                path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
-                        if cache else None)
-                running = _Running(container=container, found=python,
-                                   env=ccache.environment(path) if path else {},
-                                   envs=ccache.ENVS_DIR if cache else ENVS_DIR)
-            except BaseException:
-                container.close()
-                raise
-            self._running[key] = running
-            return running
+            starting = self._starting.setdefault(key, threading.Lock())
+            generation = self._generation
+        with starting:
+            with self._guard:
+                found = self._running.get(key)
+            if found is not None:
+                return found
+            running = self._launch(role, target, image)
+            with self._guard:
+                if self._generation == generation:
+                    self._running[key] = running
+                    return running
+            running.container.close()
+            raise EngineError(f"the run ended while {running.container.name} started")
+
+    def _launch(self, role: str, target: Target, image: str) -> _Running:
+        engine = self.options.engine
+        if engine.on_this_machine:  # another machine's emulation is its own business
+            check_emulation(target.arch, target.binfmt_entry)
+        self._image_id(image)
+        with self._prune_guard:
+            # Once per run, before its first container: containers of runs that are gone.
+            if not self._pruned:
+                prune_stopped(engine)
+                self._pruned = True
+        cache = role == "build" and self.options.compile_cache
+        volumes = [f"{ccache.volume(self._image_id(image))}:{ccache.CACHE_DIR}"] \
+            if cache else []
+        container = Container(image=image, options=self.options,
+                              label=f"{role}-{target.identifier.replace('_', '-')}",
+                              volumes=volumes)
+        try:
+            python = self._find_python(container, image, target)
+            # The consumer check installs each wheel with pip: its imports once.
+            container.start_agent(python.interpreter.path, pip=role == "check")
+            path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
+                    if cache else None)
+            running = _Running(container=container, found=python,
+                               env=ccache.environment(path) if path else {},
+                               envs=ccache.ENVS_DIR if cache else ENVS_DIR)
+        except BaseException:
+            container.close()
+            raise
+        return running
 
     def _find_python(self, container: Container, image: str, target: Target) -> Found:
         arch = container.exec_output("uname -m").strip()

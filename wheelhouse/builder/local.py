@@ -101,6 +101,9 @@ class LocalBuilder:
             and target.free_threaded == bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
         )
 
+    def prepare(self, target: Target, settings: PackageSettings) -> None:
+        """Nothing to start ahead: builds and checks run on this machine."""
+
     def python_version(self, target: Target) -> str | None:
         return platform.python_version()
 

@@ -159,6 +159,9 @@ class Building:
             failure = None if self.retry_failed else self.ledger.failure(key)
             if failure is not None:
                 return failed_before(step, failure)
+            # It will build: its containers start while it waits for the build lock and its
+            # requirements are resolved, and the consumer's while it compiles.
+            builder.prepare(target, self.package(pin.project))
             # One build of a release per platform at a time, across targets and processes:
             # a wheel one of them makes that fits the others (abi3 serves every later CPython
             # of the platform) is then found below, and built once.
