@@ -1,4 +1,4 @@
-"""The agent's pip zygote (``wheelhouse.builder.agent.ZYGOTE``): ``python -m pip`` commands
+"""The agent's pip zygote (``wheelhouse.builder.inside.ZYGOTE``): ``python -m pip`` commands
 forked from a process that has pip imported must behave as the process ``python -m pip``
 would: the same output, exit status, environment, working directory, signals, time limit.
 
