@@ -255,7 +255,8 @@ def test_a_targets_containers_start_ahead_and_never_outlive_the_run(images_confi
     try:
         builder.prepare(target, PackageSettings())
         builder.prepare(target, PackageSettings())  # once per target
-        builder._preparing[target.identifier].join(timeout=120)
+        for thread in builder._preparing[target.identifier]:
+            thread.join(timeout=120)
         started = set(ours()) - before
         assert len(started) == 2, started
         assert any("-build-" in n for n in started) and any("-check-" in n for n in started)

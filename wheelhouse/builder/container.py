@@ -93,7 +93,7 @@ class ContainerBuilder:
         self._starting: dict[tuple[str, str, str], threading.Lock] = {}
         self._pruned = False
         self._prune_guard = threading.Lock()
-        self._preparing: dict[str, threading.Thread] = {}
+        self._preparing: dict[str, list[threading.Thread]] = {}
         #: counts ``close`` calls: a container whose start outlived one is not kept.
         self._generation = 0
 
@@ -134,28 +134,28 @@ class ContainerBuilder:
         downloads and its build requirements are resolved, and the consumer container (its
         pip imported) is ready when the first wheel is. A start that fails here is tried
         again, and reported, by the build or check that needs it."""
-        with self._guard:
-            if target.identifier in self._preparing:
-                return
-            thread = threading.Thread(target=self._prepare, args=(target, settings),
-                                      name=f"prepare-{target.identifier}", daemon=True)
-            self._preparing[target.identifier] = thread
-        thread.start()
-
-    def _prepare(self, target: Target, settings: PackageSettings) -> None:
         wanted = []
         image = self.image_for(target)
         if image is not None and not settings.system_packages:
             wanted.append(("build", image))
-        consumer = self.consumer_images.get(target.platform, target.default_consumer_image)
+        consumer = self.consumer_image(target)
         if consumer and settings.test != "":
-            wanted.append(("check", consumer.replace("{python}", target.version_string)))
-        threads = [threading.Thread(target=self._start_quietly, args=(role, target, name),
-                                    daemon=True) for role, name in wanted]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+            wanted.append(("check", consumer))
+        with self._guard:
+            if target.identifier in self._preparing:
+                return
+            threads = [threading.Thread(target=self._start_quietly, args=(role, target, name),
+                                        name=f"prepare-{role}-{target.identifier}",
+                                        daemon=True) for role, name in wanted]
+            self._preparing[target.identifier] = threads
+            for thread in threads:  # started here, so close() never joins an unstarted one
+                thread.start()
+
+    def consumer_image(self, target: Target) -> str:
+        """The consumer image configured for the target's platform ("{python}" is the
+        target's X.Y), else its family's default; "" when there is none."""
+        image = self.consumer_images.get(target.platform, target.default_consumer_image)
+        return image.replace("{python}", target.version_string)
 
     def _start_quietly(self, role: str, target: Target, image: str) -> None:
         # Whatever stops it here stops the build or check that needs it, which says so.
@@ -165,7 +165,7 @@ class ContainerBuilder:
     def close(self) -> None:
         with self._guard:
             self._generation += 1
-            preparing = list(self._preparing.values())
+            preparing = [t for threads in self._preparing.values() for t in threads]
             self._preparing.clear()
         # A container still starting is registered, then closed below, or closed by its
         # start seeing the builder closed.
@@ -310,9 +310,7 @@ class ContainerBuilder:
     ) -> CheckResult:
         """Install and check the wheel in a consumer container of the target's platform:
         no compiler, no network, nothing but what the wheels directory holds."""
-        # Configured per platform ("{python}" is the target's X.Y), else the family's default.
-        image = self.consumer_images.get(target.platform, target.default_consumer_image)
-        image = image.replace("{python}", target.version_string)
+        image = self.consumer_image(target)
         if not image:
             raise EngineError(
                 f"no consumer image is configured for {target.platform}, so a new wheel "
