@@ -121,19 +121,17 @@ def serve(req, data):
     child = forked(req, env) if forkable(req) else None
     if child is not None:
         waiter, fd = child
-        pid = waiter["pid"]
-        class Forked:
-            def wait(self):
-                waiter["event"].wait()
-                with zy["lock"]:
-                    zy["waiting"].pop(rid, None)
-                if "code" not in waiter:
-                    send({"id": rid, "kind": "out"},
-                         b"wheelhouse agent: the process that started this command stopped\n")
-                    return 125
-                return waiter["code"]
+        def wait():
+            waiter["event"].wait()
+            with zy["lock"]:
+                zy["waiting"].pop(rid, None)
+            if "code" not in waiter:
+                send({"id": rid, "kind": "out"},
+                     b"wheelhouse agent: the process that started this command stopped\n")
+                return 125
+            return waiter["code"]
         try:
-            pump(rid, Forked(), pid, fd, req, b"", None)
+            pump(rid, wait, waiter["pid"], fd, req, b"", None)
         finally:
             os.close(fd)
         return
@@ -147,9 +145,9 @@ def serve(req, data):
         send({"id": rid, "kind": "exit", "code": 126 if os.path.exists(req["argv"][0]) else 127,
               "timed_out": False})
         return
-    pump(rid, proc, proc.pid, proc.stdout.fileno(), req, data, proc.stdin)
+    pump(rid, proc.wait, proc.pid, proc.stdout.fileno(), req, data, proc.stdin)
 
-def pump(rid, proc, pid, fd, req, data, stdin):
+def pump(rid, wait, pid, fd, req, data, stdin):
     groups[rid] = pid
     expired = []
     timer = None
@@ -176,7 +174,7 @@ def pump(rid, proc, pid, fd, req, data, stdin):
         if not chunk:
             break
         send({"id": rid, "kind": "out"}, chunk)
-    code = proc.wait()
+    code = wait()
     if timer is not None:
         timer.cancel()
     groups.pop(rid, None)
