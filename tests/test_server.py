@@ -524,6 +524,51 @@ def test_each_representation_has_its_own_etag(client: FlaskClient) -> None:
     assert cross.status_code == 200
 
 
+def test_a_page_answered_again_is_the_same_until_the_store_changes(
+        app: Flask, client: FlaskClient, store_root: Path, tmp_path: Path) -> None:
+    """Page answers are remembered per request (path, Accept, query) in the snapshot: a
+    repeat gets the same bytes and validators, conditional requests still get their 304,
+    and a publish is seen by the very next request."""
+    first = client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT})
+    again = client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT})
+    assert again.data == first.data
+    assert dict(again.headers) == dict(first.headers)
+    etag = first.headers["ETag"]
+    assert client.get("/simple/foo-bar/", headers={
+        "Accept": PIP_ACCEPT, "If-None-Match": etag}).status_code == 304
+    assert client.get("/simple/foo-bar/", headers={
+        "Accept": PIP_ACCEPT, "If-None-Match": '"other"'}).status_code == 200
+    # the same path with another Accept or query is its own answer, not the remembered one
+    assert mimetype(client.get("/simple/foo-bar/", headers={"Accept": "text/html"})) == (
+        "text/html")
+    assert mimetype(client.get(f"/simple/foo-bar/?format={JSON}",
+                               headers={"Accept": PIP_ACCEPT})) == JSON
+    assert client.head("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT}).data == b""
+    src = tmp_path / "later"
+    src.mkdir()
+    Store(store_root).publish(make_wheel(src, "foo-bar", "3.0"), origin=Origin.UPLOADED)
+    newer = client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT})
+    assert "foo_bar-3.0-py3-none-any.whl" in newer.data.decode()
+    assert newer.headers["ETag"] != etag
+    assert client.get("/simple/foo-bar/", headers={
+        "Accept": PIP_ACCEPT, "If-None-Match": etag}).status_code == 200
+
+
+def test_remembered_answers_are_bounded(app: Flask, client: FlaskClient,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client inventing Accept headers cannot grow a worker's memory: past the limit,
+    answers are still right, just not remembered."""
+    from wheelhouse.server import hot
+    monkeypatch.setattr(hot, "_ANSWERED_LIMIT", 3)
+    for i in range(12):
+        resp = client.get("/simple/foo-bar/", headers={"Accept": f"text/html, x/y{i}"})
+        assert resp.status_code == 200 and mimetype(resp) == "text/html"
+        assert client.get("/simple/nobody/", headers={"Accept": f"x/{i}, */*"}).status_code == (
+            404)
+    state: IndexState = app.extensions["wheelhouse"].state
+    assert 0 < len(state.current().answered) <= 3
+
+
 def test_head_page(client: FlaskClient) -> None:
     full = client.get("/simple/foo-bar/", headers={"Accept": JSON})
     head = client.head("/simple/foo-bar/", headers={"Accept": JSON})

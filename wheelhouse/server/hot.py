@@ -31,7 +31,13 @@ from wheelhouse.server.files import (
     split_files_path,
 )
 from wheelhouse.server.reply import Reply, text_reply
-from wheelhouse.server.state import IndexState, PageReplies, Resource, Snapshot
+from wheelhouse.server.state import (
+    IndexState,
+    PageReplies,
+    PageRequest,
+    Resource,
+    Snapshot,
+)
 from wheelhouse.simple import render
 from wheelhouse.simple.render import MediaType
 
@@ -81,9 +87,24 @@ def _variant_etag(etag: str, media: MediaType) -> str:
     return etag
 
 
+#: Page answers a snapshot remembers by request (``Snapshot.answered``). Real clients send a
+#: few Accept headers, so this covers every page in a few variants; a client inventing
+#: headers fills it and then is answered the slower way, with the memory bounded.
+_ANSWERED_LIMIT = 16384
+
+
+def _conditional(environ: WSGIEnvironment, replies: PageReplies) -> Reply:
+    if not_modified(environ, replies.etag, replies.last_modified):
+        return replies.not_modified
+    return replies.ok
+
+
 def _page_reply(
-    environ: WSGIEnvironment, resource: Resource, options: PageOptions
+    environ: WSGIEnvironment, resource: Resource, options: PageOptions,
+    remember: dict[PageRequest, PageReplies] | None = None,
 ) -> Reply:
+    """The answer for ``resource``; with ``remember`` (the snapshot's answers, for pages the
+    store hosts), the replies chosen are kept there under what chose them."""
     query = environ.get("QUERY_STRING", "")
     # The spec's own example is "?format=application/vnd.pypi.simple.v1+json" unencoded, and
     # form decoding would turn that "+" into a space, which no media type contains.
@@ -97,9 +118,14 @@ def _page_reply(
             ("Vary", "Accept"),
         )
     replies = _page_replies(resource, media, options)
-    if not_modified(environ, replies.etag, resource.last_modified):
-        return replies.not_modified
-    return replies.ok
+    if remember is not None and len(remember) < _ANSWERED_LIMIT:
+        remember[_page_request(environ, options)] = replies
+    return _conditional(environ, replies)
+
+
+def _page_request(environ: WSGIEnvironment, options: PageOptions) -> PageRequest:
+    return (environ.get("PATH_INFO", ""), environ.get("HTTP_ACCEPT"),
+            environ.get("QUERY_STRING", ""), options.cache_control)
 
 
 def _page_replies(resource: Resource, media: MediaType, options: PageOptions) -> PageReplies:
@@ -120,6 +146,7 @@ def _page_replies(resource: Resource, media: MediaType, options: PageOptions) ->
     )
     found = PageReplies(
         etag=etag,
+        last_modified=resource.last_modified,
         ok=Reply(
             status="200 OK",
             headers=(
@@ -188,6 +215,11 @@ def answer_simple(
     A project the store hosts is answered from the store alone; ``fallback`` is asked only
     about names the store does not host (see ``wheelhouse.server.fallthrough`` for why).
     """
+    # A request like one answered before (same path, Accept and query) gets the same
+    # answer: the snapshot is immutable, and this skips decoding, routing and negotiation.
+    known = snapshot.answered.get(_page_request(environ, options))
+    if known is not None:
+        return _conditional(environ, known)
     path = _wsgi_path(environ)
     if path is None:
         return None
@@ -197,7 +229,7 @@ def answer_simple(
         return None
     rest = path[len("/simple/"):]
     if not rest:
-        return _page_reply(environ, snapshot.root, options)
+        return _page_reply(environ, snapshot.root, options, snapshot.answered)
     name, slash, extra = rest.partition("/")
     if extra or not name:
         return _not_found(f"no such page: {path}")
@@ -206,8 +238,10 @@ def answer_simple(
     normalized = NormalizedName(name) if entry is not None else canonicalize_name(name)
     if entry is None:
         entry = snapshot.projects.get(normalized)
+    remember = None
     if entry is not None:
         resource = entry.resource
+        remember = snapshot.answered
     elif fallback is None:
         return _not_found(f"no project named {name!r} in this index")
     else:
@@ -222,7 +256,7 @@ def answer_simple(
         resource = found
     if name != normalized or not slash:
         return _redirect(environ, f"/simple/{normalized}/")
-    return _page_reply(environ, resource, options)
+    return _page_reply(environ, resource, options, remember)
 
 
 # -- the WSGI layer ---------------------------------------------------------------------------

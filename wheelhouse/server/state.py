@@ -62,11 +62,17 @@ class Resource:
 
 @dataclass(frozen=True, kw_only=True)
 class PageReplies:
-    """A page's 200 and 304 answers, and the ETag a conditional request is compared with."""
+    """A page's 200 and 304 answers, and the validators a conditional request is compared
+    with."""
 
     etag: str
+    last_modified: str
     ok: Reply
     not_modified: Reply
+
+
+#: What decides a page's answer: PATH_INFO, Accept, the query string, and Cache-Control.
+PageRequest = tuple[str, str | None, str, str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,13 +83,18 @@ class ProjectEntry:
 
 @dataclass(frozen=True, kw_only=True)
 class Snapshot:
-    """Everything the index shows at one store generation. Never mutated once built."""
+    """Everything the index shows at one store generation. What it shows never changes once
+    built; the answers it remembers (``links``, ``answered``) are derived from it."""
 
     generation: int
     root: Resource
     projects: Mapping[NormalizedName, ProjectEntry]
     files: Mapping[str, StoredFile]
     changed_at: str
+    #: page answers already decided, by request (see ``hot.answer_simple``): made while
+    #: serving, bounded there, and gone with the snapshot when the store changes.
+    answered: dict[PageRequest, PageReplies] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def links(self) -> Page:
