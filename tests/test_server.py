@@ -34,6 +34,7 @@ from tests.distributions import write_sdist as make_sdist
 from tests.distributions import write_wheel as make_wheel
 from wheelhouse.errors import ServeError, StoreError
 from wheelhouse.options import ServerOptions
+from wheelhouse.server import hot
 from wheelhouse.server.app import create_app
 from wheelhouse.server.serving import make_server, serve
 from wheelhouse.server.state import IndexState
@@ -529,8 +530,11 @@ def test_a_page_answered_again_is_the_same_until_the_store_changes(
     """Page answers are remembered per request (path, Accept, query) in the snapshot: a
     repeat gets the same bytes and validators, conditional requests still get their 304,
     and a publish is seen by the very next request."""
+    state: IndexState = app.extensions["wheelhouse"].state
     first = client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT})
+    assert len(state.current().answered) == 1
     again = client.get("/simple/foo-bar/", headers={"Accept": PIP_ACCEPT})
+    assert len(state.current().answered) == 1
     assert again.data == first.data
     assert dict(again.headers) == dict(first.headers)
     etag = first.headers["ETag"]
@@ -558,7 +562,6 @@ def test_remembered_answers_are_bounded(app: Flask, client: FlaskClient,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A client inventing Accept headers cannot grow a worker's memory: past the limit,
     answers are still right, just not remembered."""
-    from wheelhouse.server import hot
     monkeypatch.setattr(hot, "_ANSWERED_LIMIT", 3)
     for i in range(12):
         resp = client.get("/simple/foo-bar/", headers={"Accept": f"text/html, x/y{i}"})
