@@ -5,6 +5,7 @@ start-up failures (busy port, missing store, no granian) are one clear error eac
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -281,6 +282,45 @@ def test_sigterm_stops_workers_and_exits_cleanly(store_root: Path) -> None:
                     or "Z" in Path(f"/proc/{pid}/stat").read_text())
     finally:
         end_group(running.proc)
+
+
+def test_a_worker_still_building_its_app_ends_on_sigterm(store_root: Path) -> None:
+    """The supervisor's stop reaches a worker before granian has set the worker's own
+    handlers when the server is stopped just after it started (the larger the store, the
+    longer the window). Forked, the worker has the supervisor's handlers, which ignore it
+    here; the worker must end anyway, or the supervisor waits for it forever (it did, with a
+    3,000-project store, 5 times in 6)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: granian's fork, with the supervisor's handler inherited
+        status = 1
+        try:
+            os.close(read)
+            signal.signal(signal.SIGTERM, lambda *_: None)
+
+            def building(options: object) -> None:
+                os.write(write, b"x")  # now loading, as a large store's worker would be
+                time.sleep(30)
+
+            production.build_app = building  # type: ignore[assignment]
+            production._worker_app(ServerOptions(store=store_root), os.getppid())
+        finally:
+            os._exit(status)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"x"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done[0] == pid, "the worker went on loading after SIGTERM"
+        assert os.WIFSIGNALED(done[1]) and os.WTERMSIG(done[1]) == signal.SIGTERM
+    finally:
+        os.close(read)
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
 
 
 def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:

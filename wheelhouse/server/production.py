@@ -66,8 +66,22 @@ def build_app(options: ServerOptions) -> WSGIApplication:
 
 def _worker_app(options: ServerOptions, supervisor: int) -> WSGIApplication:
     """What each forked worker loads: first it ties its life to the supervisor's."""
+    _stoppable_while_loading()
     _exit_with(supervisor)
     return build_app(options)
+
+
+def _stoppable_while_loading() -> None:
+    """Let SIGTERM and SIGINT end a worker that is still building its app.
+
+    A forked worker inherits the supervisor's Python handlers for them, which only flag the
+    supervisor's own loop, and granian installs the worker's handlers after the app is
+    built. A stop that came meanwhile (a server stopped just after it started, which takes
+    longer the larger the store) was lost: the worker went on to serve, and the supervisor
+    waited for it forever. With the default action the worker just ends, and granian's
+    handlers replace it once it serves."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _exit_with(supervisor: int) -> None:
