@@ -51,6 +51,10 @@ DEFAULT_WORKERS = 2
 #: below half), so there are enough to keep some for the hosted pages.
 DEFAULT_THREADS = GRANIAN_THREADS
 
+#: Seconds a worker gets to stop after SIGTERM before granian kills it (the image and
+#: server/README's command line set the same, ``--workers-kill-timeout``).
+STOP_GRACE = 8
+
 #: File descriptors a worker needs besides its connections (store, logs, sockets upstream).
 _SPARE_FDS = 256
 
@@ -108,6 +112,7 @@ def app_from_env() -> WSGIApplication:
     ``WHEELHOUSE_INDEX_URL``), else ``[tool.wheelhouse]`` in ./pyproject.toml, else the
     defaults; the tokens come from ``WHEELHOUSE_UPLOAD_TOKEN`` and ``WHEELHOUSE_READ_TOKEN``.
     """
+    _stoppable_while_loading()
     return build_app(server_options(load_settings()))
 
 
@@ -283,6 +288,11 @@ def serve_production(
         # A worker that dies (out of memory, a crash in C) comes back; granian gives up on
         # a crash loop (two deaths within seconds), which also ends a failed startup.
         respawn_failed_workers=True,
+        # On SIGTERM a worker that has not stopped after this long is killed. Without it
+        # granian waits forever, e.g. for a worker that missed the stop (see
+        # _stoppable_while_loading); below docker stop's 10 s, so the server, not the
+        # engine, ends it.
+        workers_kill_timeout=STOP_GRACE,
     )
     if options.threads is None:
         logging.getLogger("_granian").addFilter(_DeliberateThreads())
