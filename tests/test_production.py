@@ -25,6 +25,8 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from granian import Granian
+from granian.constants import Interfaces
 
 from tests.conftest import clean_env, end_group, free_port
 from tests.distributions import write_wheel
@@ -297,7 +299,12 @@ def test_a_worker_still_building_its_app_ends_on_sigterm(store_root: Path, loade
         status = 1
         try:
             os.close(read)
-            signal.signal(signal.SIGTERM, lambda *_: None)
+            # What granian's fork leaves: the supervisor's handler, which sets a flag that
+            # only the supervisor's loop reads.
+            supervisor = Granian("wheelhouse.server.production:app_from_env",
+                                 interface=Interfaces.WSGI)
+            supervisor.pid = os.getppid()
+            signal.signal(signal.SIGTERM, supervisor.signal_handler_interrupt)
 
             def building(options: object) -> None:
                 os.write(write, b"x")  # now loading, as a large store's worker would be
@@ -326,6 +333,26 @@ def test_a_worker_still_building_its_app_ends_on_sigterm(store_root: Path, loade
             if os.waitpid(pid, os.WNOHANG)[0] == 0:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+
+
+def test_a_handler_not_inherited_from_granian_is_left_alone() -> None:
+    """Only granian's inherited handler is replaced: app_from_env under another server (or
+    called in a test run) keeps that server's handlers."""
+    mine = signal.getsignal(signal.SIGTERM)
+    try:
+        def handler(*_: object) -> None:
+            pass
+        signal.signal(signal.SIGTERM, handler)
+        production._stoppable_while_loading()
+        assert signal.getsignal(signal.SIGTERM) is handler
+        # granian's own, in the process that runs it (its main process)
+        server = Granian("wheelhouse.server.production:app_from_env", interface=Interfaces.WSGI)
+        server.pid = os.getpid()
+        signal.signal(signal.SIGTERM, server.signal_handler_interrupt)
+        production._stoppable_while_loading()
+        assert signal.getsignal(signal.SIGTERM) == server.signal_handler_interrupt
+    finally:
+        signal.signal(signal.SIGTERM, mine)
 
 
 def test_workers_end_with_a_killed_supervisor(store_root: Path) -> None:

@@ -76,16 +76,23 @@ def _worker_app(options: ServerOptions, supervisor: int) -> WSGIApplication:
 
 
 def _stoppable_while_loading() -> None:
-    """Let SIGTERM and SIGINT end a worker that is still building its app.
+    """Let SIGTERM and SIGINT end a granian worker that is still building its app.
 
     A forked worker inherits the supervisor's Python handlers for them, which only flag the
     supervisor's own loop, and granian installs the worker's handlers after the app is
     built. A stop that came meanwhile (a server stopped just after it started, which takes
     longer the larger the store) was lost: the worker went on to serve, and the supervisor
     waited for it forever. With the default action the worker just ends, and granian's
-    handlers replace it once it serves."""
+    handlers replace it once it serves.
+
+    Only such an inherited handler is replaced: one of a granian server whose main process
+    is another. Any other (another server's worker, a test runner) is left as it is."""
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
+        owner = getattr(signal.getsignal(sig), "__self__", None)
+        main = getattr(owner, "pid", None)
+        if (type(owner).__module__.startswith("granian.") and isinstance(main, int)
+                and main != os.getpid()):
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def _exit_with(supervisor: int) -> None:
