@@ -70,6 +70,8 @@ def build_app(options: ServerOptions) -> WSGIApplication:
 
 def _worker_app(options: ServerOptions, supervisor: int) -> WSGIApplication:
     """What each forked worker loads: first it ties its life to the supervisor's."""
+    # In this order: _exit_with signals this worker if the supervisor is already gone, and
+    # the handler inherited from the supervisor would swallow that signal.
     _stoppable_while_loading()
     _exit_with(supervisor)
     return build_app(options)
