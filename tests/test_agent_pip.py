@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse.builder.agent import Agent
+from wheelhouse.builder.agent import Agent, pip_zygote
 
 MAIN = '''
 import json, os, signal, sys, time
@@ -33,7 +33,6 @@ def main(args=None):
         "cwd": os.getcwd(), "x": os.environ.get("WH_X"),
         "own_session": os.getsid(0) == os.getpid(),
         "stdin": sys.stdin.read(),
-        "forked": not hasattr(sys.modules["__main__"], "__file__"),
         "ppid": os.getppid(),
         "path0": sys.path[0],
         "entry": ENTRY,
@@ -74,7 +73,7 @@ def _fake_pip(root: Path) -> Path:
 def agents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Agent, Agent]]:
     monkeypatch.setenv("PYTHONPATH", str(_fake_pip(tmp_path / "fake")))
     plain = Agent([sys.executable], name="plain")
-    zygote = Agent([sys.executable], name="zygote", pip=True)
+    zygote = Agent([sys.executable], name="zygote", zygotes=[pip_zygote(sys.executable)])
     yield plain, zygote
     plain.close()
     zygote.close()
@@ -88,9 +87,13 @@ def run(agent: Agent, args: list[str], **kw: object) -> tuple[int, bool, str]:
     return done.code, done.timed_out, b"".join(out).decode()
 
 
-def said(output: str) -> dict[str, object]:
+def said(output: str, agent: Agent | None = None) -> dict[str, object]:
+    """What the command reported; with ``agent``, also whether it was ``forked``: its parent
+    is then the zygote, not the agent (which runs each command as its child)."""
     loaded = json.loads(output.splitlines()[0])
     assert isinstance(loaded, dict)
+    if agent is not None:
+        loaded["forked"] = loaded["ppid"] != agent._proc.pid
     return loaded
 
 
@@ -104,7 +107,7 @@ def test_a_forked_pip_is_the_process_python_m_pip_would_be(agents: tuple[Agent, 
             got, timed_out, out = run(agent, [how, "--flag"], env={"WH_X": "given"},
                                       cwd=str(tmp_path))
             assert (got, timed_out) == (code, False), (agent.name, how, out)
-            report = said(out)
+            report = said(out, agent)
             assert report["forked"] is (agent is zygote), agent.name
             results.append((report, out.splitlines()[1:]))
         (a, a_rest), (b, b_rest) = results
@@ -128,7 +131,7 @@ def test_the_time_limit_and_concurrency_hold_for_forked_commands(
 ) -> None:
     _plain, zygote = agents
     code, timed_out, out = run(zygote, ["sleep30"], timeout=1)
-    assert timed_out and code == 128 + signal.SIGKILL and said(out)["forked"]
+    assert timed_out and code == 128 + signal.SIGKILL and said(out, zygote)["forked"]
     results: list[tuple[int, bool]] = []
     threads = [threading.Thread(target=lambda: results.append(run(zygote, ["sleep0.5"])[:2]))
                for _ in range(4)]
@@ -144,16 +147,16 @@ def test_what_the_zygote_cannot_do_exactly_runs_as_before(agents: tuple[Agent, A
     _plain, zygote = agents
     # A variable the interpreter reads when it starts: its own process.
     _code, _t, out = run(zygote, ["ok"], env={"PYTHONWARNINGS": "ignore::UserWarning:wh"})
-    assert said(out)["forked"] is False
+    assert said(out, zygote)["forked"] is False
     # A locale (read when the interpreter starts, too), an interpreter named otherwise than
     # the agent's, a command given stdin: their own processes.
-    assert said(run(zygote, ["ok"], env={"LC_ALL": "C.wh-test"})[2])["forked"] is False
+    assert said(run(zygote, ["ok"], env={"LC_ALL": "C.wh-test"})[2], zygote)["forked"] is False
     same_file = os.path.dirname(sys.executable) + "/./" + os.path.basename(sys.executable)
     for argv, stdin in (([same_file, "-m", "pip", "ok"], None),
                         ([sys.executable, "-m", "pip", "ok"], b"given")):
         out_parts: list[bytes] = []
         zygote.run(argv, env={}, cwd=None, timeout=60, sink=out_parts.append, stdin=stdin)
-        report = said(b"".join(out_parts).decode())
+        report = said(b"".join(out_parts).decode(), zygote)
         assert report["forked"] is False, (argv, stdin)
         assert report["stdin"] == (stdin or b"").decode()
     # The zygote gone (killed under a running command): that command says so, later ones
@@ -167,7 +170,7 @@ def test_what_the_zygote_cannot_do_exactly_runs_as_before(agents: tuple[Agent, A
     code, _timed_out, out = holder[0]
     assert code == 125 and "the process that started this command stopped" in out
     code, _t, out = run(zygote, ["exit3"])
-    assert code == 3 and said(out)["forked"] is False
+    assert code == 3 and said(out, zygote)["forked"] is False
 
 
 def test_an_interpreter_without_pip_gets_the_same_answer_as_before(
@@ -177,7 +180,7 @@ def test_an_interpreter_without_pip_gets_the_same_answer_as_before(
     broken.mkdir(parents=True)
     (broken / "__init__.py").write_text("raise ImportError('no pip here')\n")
     monkeypatch.setenv("PYTHONPATH", str(broken.parent))
-    agent = Agent([sys.executable], name="no-pip", pip=True)
+    agent = Agent([sys.executable], name="no-pip", zygotes=[pip_zygote(sys.executable)])
     try:
         code, timed_out, out = run(agent, ["--version"], timeout=60)
     finally:
@@ -201,7 +204,8 @@ def test_the_real_pip_installs_through_the_zygote(tmp_path: Path) -> None:
         zf.writestr("demo-1.0.dist-info/RECORD", "")
     trees = []
     for pip in (False, True):
-        agent = Agent([sys.executable], name="real", pip=pip)
+        agent = Agent([sys.executable], name="real",
+                      zygotes=[pip_zygote(sys.executable)] if pip else [])
         site = tmp_path / f"site-{pip}"
         try:
             code, _t, out = run(agent, ["install", "--no-index", "--find-links",

@@ -39,6 +39,52 @@ from wheelhouse.errors import EngineError
 _READY_TIMEOUT = 120.0
 
 
+@dataclass(frozen=True)
+class Zygote:
+    """Commands of ``python`` in one of ``forms`` (``-m NAME``, ``-c``, ``script``) forked
+    from a process that has imported ``need`` (without them, no zygote: those commands run
+    as their own processes) and what it could of ``warm`` (see ``inside.ZYGOTE``)."""
+
+    python: str
+    forms: tuple[str, ...]
+    need: tuple[str, ...]
+    warm: tuple[str, ...] = ()
+
+    def spec(self) -> dict[str, Any]:
+        return {"python": self.python, "forms": list(self.forms), "need": list(self.need),
+                "warm": list(self.warm)}
+
+
+def pip_zygote(python: str) -> Zygote:
+    """``python -m pip``, as the consumer checks run it for every wheel."""
+    return Zygote(python, ("-m pip",), ("pip._internal.cli.main",),
+                  ("pip._internal.commands.install", "pip._internal.index.package_finder",
+                   "pip._internal.network.session", "pip._internal.operations.install.wheel",
+                   "pip._internal.operations.prepare", "pip._internal.req.req_install",
+                   "pip._internal.resolution.resolvelib.resolver"))
+
+
+def build_zygotes(python: str, auditwheel_python: str | None) -> list[Zygote]:
+    """A builder container's: the build driver (``buildenv.DRIVER``, a script run by the
+    target's ``python``) and auditwheel's show and repair (``repair.SHOW_AND_REPAIR``, run
+    with ``-c`` by auditwheel's interpreter), once per pin each. The build's backend runs in
+    processes of its own, started by the driver, as ever."""
+    driver = Zygote(python, ("script",), ("build",),
+                    ("build._builder", "pyproject_hooks", "packaging.requirements",
+                     "packaging.utils", "fcntl", "hashlib", "shutil", "subprocess"))
+    if auditwheel_python is None:
+        return [driver]
+    repair = Zygote(auditwheel_python, ("-c",), ("auditwheel.main",),
+                    ("auditwheel.main_repair", "auditwheel.main_show", "auditwheel.repair",
+                     "auditwheel.wheel_abi", "auditwheel.patcher", "contextlib", "io"))
+    if auditwheel_python != python:
+        return [driver, repair]
+    # One interpreter for both: one zygote with both's modules (without auditwheel it
+    # still serves the driver).
+    return [Zygote(python, ("script", "-c"), ("build",),
+                   driver.warm + repair.need + repair.warm)]
+
+
 @dataclass
 class _Request:
     sink: Callable[[bytes], object]
@@ -68,15 +114,18 @@ class AgentGone(EngineError):
 class Agent:
     """The host's end: ``command`` is the engine's ``exec -i CONTAINER PYTHON`` prefix."""
 
-    def __init__(self, command: Sequence[str], *, name: str, pip: bool = False) -> None:
-        """``pip``: fork the container's ``python -m pip`` commands from a zygote with pip
-        imported (``ZYGOTE``); for containers that run pip often (the consumer checks)."""
+    def __init__(self, command: Sequence[str], *, name: str,
+                 zygotes: Sequence[Zygote] = ()) -> None:
+        """``zygotes``: the container's commands that start the same Python programs often
+        (pip in the consumer checks, a build's driver and auditwheel) are forked from
+        processes that have their modules imported (``ZYGOTE``)."""
         self.name = name
         # Its stderr (the engine's complaints, a traceback) goes to a file read at the end:
         # a pipe nobody reads until then could fill and stall the agent.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._proc = subprocess.Popen([*command, "-I", "-u", "-c", AGENT,
-                                       *([ZYGOTE] if pip else [])],
+                                       *([ZYGOTE, json.dumps([z.spec() for z in zygotes])]
+                                         if zygotes else [])],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr, start_new_session=True)
         self._ids = itertools.count(1)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelhouse.builder import ccache
+from wheelhouse.builder.agent import build_zygotes, pip_zygote
 from wheelhouse.builder.buildenv import ENVS_DIR
 from wheelhouse.builder.derived import ensure_derived
 from wheelhouse.builder.engine import (
@@ -227,8 +228,11 @@ class ContainerBuilder:
                               volumes=volumes)
         try:
             python = self._find_python(container, image, target)
-            # The consumer check installs each wheel with pip: its imports once.
-            container.start_agent(python.interpreter.path, pip=role == "check")
+            # The consumer check installs each wheel with pip, a build runs its driver and
+            # auditwheel: their imports once per container, not once per pin.
+            here = python.interpreter.path
+            container.start_agent(here, zygotes=[pip_zygote(here)] if role == "check" else
+                                  build_zygotes(here, python.auditwheel_python))
             path = (ccache.parse_setup(container.exec_output(ccache.setup_script()))
                     if cache else None)
             running = _Running(container=container, found=python,

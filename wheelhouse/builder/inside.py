@@ -1,6 +1,7 @@
 """What runs inside a container with its own Python, as source handed to ``python -c``: the
 agent that takes a container's commands over one ``exec`` (``wheelhouse.builder.agent`` is the
-host's end, and says why), and the pip zygote it starts in consumer containers. The stdlib
+host's end, and says why), and the zygotes it starts for the commands a container runs often
+(pip in consumer containers, a build's driver and auditwheel in builder containers). The stdlib
 only, and Python 3.9 or later, free-threaded too: they run with whatever interpreter the image
 has for the target.
 """
@@ -8,17 +9,19 @@ has for the target.
 from __future__ import annotations
 
 #: Runs in the container with its Python (any 3.9+, free-threaded too): the stdlib only.
-#: Its first argument, when given, is ``ZYGOTE``'s source: ``python -m pip`` commands of its
-#: own interpreter are then forked from a process that has pip imported (see ``ZYGOTE``).
+#: Its arguments, when given, are ``ZYGOTE``'s source and a JSON list of zygotes to start
+#: (``{"python", "forms", "need", "warm"}``, see ``agent.Zygote``): a command of one of their
+#: interpreters in one of their forms is then forked from a process that has its modules
+#: imported.
 AGENT = r"""
 import json, os, signal, socket, struct, subprocess, sys, threading
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 lock = threading.Lock()
 groups = {}
-zy = {"sock": None, "ready": threading.Event(), "waiting": {}, "lock": threading.Lock()}
+zygotes = {}
 # What the interpreter reads from the environment when it starts: a command that sets any
 # of these differently than the zygote started with runs as its own process.
-STARTUP = ("PYTHON", "LC_", "LANG")
+STARTUP = ("PYTHON", "LC_", "LANG", "HOME")
 
 def send(obj, data=b""):
     head = json.dumps(obj).encode()
@@ -41,10 +44,14 @@ def kill(pid):
     except OSError:
         pass
 
-def start_zygote(source):
+def start_zygote(source, spec):
+    python = spec["python"]
+    zy = {"sock": None, "ready": threading.Event(), "waiting": {}, "lock": threading.Lock(),
+          "forms": set(spec["forms"])}
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        subprocess.Popen([sys.executable, "-c", source, str(theirs.fileno())],
+        subprocess.Popen([python, "-c", source, str(theirs.fileno()),
+                          json.dumps([spec.get("need", []), spec.get("warm", [])])],
                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)
     except OSError:
@@ -53,9 +60,10 @@ def start_zygote(source):
     finally:
         theirs.close()
     zy["sock"] = ours
-    threading.Thread(target=zygote_replies, args=(ours,), daemon=True).start()
+    zygotes[python] = zy
+    threading.Thread(target=zygote_replies, args=(zy, ours), daemon=True).start()
 
-def zygote_replies(sock):
+def zygote_replies(zy, sock):
     while True:
         try:
             msg = sock.recv(65536)
@@ -80,14 +88,28 @@ def zygote_replies(sock):
         waiter["started"].set()
         waiter["event"].set()
 
-def forkable(req):
-    argv = req["argv"]
-    if zy["sock"] is None or argv[:3] != [sys.executable, "-m", "pip"] or req.get("stdin"):
-        return False
-    return all(os.environ.get(k) == v for k, v in (req.get("env") or {}).items()
-               if k.startswith(STARTUP))
+def form(argv):
+    # How a command starts its interpreter: ``-m NAME``, ``-c``, a script; None for others.
+    if len(argv) < 2:
+        return None
+    if argv[1] == "-m":
+        return "-m " + argv[2] if len(argv) > 2 else None
+    if argv[1] == "-c":
+        return "-c" if len(argv) > 2 else None
+    return None if argv[1].startswith("-") else "script"
 
-def forked(req, env):
+def zygote_for(req):
+    zy = zygotes.get(req["argv"][0])
+    if zy is None or zy["sock"] is None or req.get("stdin"):
+        return None
+    if form(req["argv"]) not in zy["forms"]:
+        return None
+    if all(os.environ.get(k) == v for k, v in (req.get("env") or {}).items()
+           if k.startswith(STARTUP)):
+        return zy
+    return None
+
+def forked(zy, req, env):
     # Returns the pid and the read end of its output, or None (nothing ran): run it as a
     # process of its own.
     zy["ready"].wait()
@@ -112,15 +134,16 @@ def forked(req, env):
         with zy["lock"]:
             zy["waiting"].pop(rid, None)
         return None
-    return waiter, r
+    return zy, waiter, r
 
 def serve(req, data):
     rid = req["id"]
     env = dict(os.environ)
     env.update(req.get("env") or {})
-    child = forked(req, env) if forkable(req) else None
+    zy = zygote_for(req)
+    child = forked(zy, req, env) if zy is not None else None
     if child is not None:
-        waiter, fd = child
+        zy, waiter, fd = child
         def wait():
             waiter["event"].wait()
             with zy["lock"]:
@@ -181,8 +204,9 @@ def pump(rid, wait, pid, fd, req, data, stdin):
     send({"id": rid, "kind": "exit", "code": 128 - code if code < 0 else code,
           "timed_out": bool(expired)})
 
-if len(sys.argv) > 1:
-    start_zygote(sys.argv[1])
+if len(sys.argv) > 2:
+    for spec in json.loads(sys.argv[2]):
+        start_zygote(sys.argv[1], spec)
 send({"id": 0, "kind": "ready"})
 while True:
     head = exactly(8)
@@ -196,35 +220,39 @@ for pid in list(groups.values()):
     kill(pid)
 """
 
-#: Started by the agent (``python -c ZYGOTE FD``, the container's environment, no ``-I``: as
-#: ``python -m pip`` starts), it imports pip's install path once, then forks a child for each
-#: ``python -m pip`` command the agent hands it over the socket FD (argv, environment, working
-#: directory, and the write end of the command's output). The child is the command as its own
-#: process would be: a new session, stdin from /dev/null, stdout and stderr to the output, the
-#: environment replaced, ``sys.argv`` and ``sys.path`` as ``-m pip`` leaves them, the entry
-#: point pip's ``__main__`` calls and its exit status; only pip's imports are already done
-#: (most of a consumer check's ``pip install``: 0.5 of 0.65 s here, 5 s under aarch64
-#: emulation, per wheel checked). The zygote answers each command
-#: with the child's pid, then its exit status (negative for a signal), and exits when the
-#: agent does. Where pip cannot be imported it exits at once: the agent runs pip as before.
+#: Started by the agent (``python -c ZYGOTE FD MODULES``, the container's environment, no
+#: ``-I``: as the commands it serves start), it imports the modules its commands would import
+#: (``MODULES``: a JSON pair, those it needs and those worth having), then forks a child for
+#: each command the agent hands it over the socket FD (argv, environment, working directory,
+#: and the write end of the command's output): ``python -m NAME``, ``python -c CODE`` or
+#: ``python SCRIPT`` of its own interpreter. The child is the command as its own process would
+#: be: a new session, stdin from /dev/null, stdout and stderr to the output, the environment
+#: replaced, ``sys.argv``, ``sys.path`` and ``__main__`` as the interpreter sets them for that
+#: form, its exit status, its exit functions; only the imports are already done (a consumer
+#: check's ``pip install``: 0.5 of 0.65 s here, 5 s under aarch64 emulation; a build's
+#: ``build`` driver and auditwheel: 0.2 s each here, 1.1 and 1.7 s emulated). Where a module
+#: it imported would be shadowed for the command (a file or directory of its name first on
+#: the command's ``sys.path``) the child becomes the command's own process (``exec``). The
+#: zygote answers each command with the child's pid, then its exit status (negative for a
+#: signal), and exits when the agent does. Where a needed module cannot be imported it exits
+#: at once: the agent runs those commands as their own processes.
 ZYGOTE = r"""
-import json, os, select, signal, socket, sys, traceback
+import sys
+at_start = set(sys.modules)
+import atexit, builtins, json, os, runpy, select, signal, socket, traceback, types
 sock = socket.socket(fileno=int(sys.argv[1]))
+need, warm = json.loads(sys.argv[2])
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
-from pip._internal.cli import main as entry
-# What pip's own __main__ calls: ``cli`` (pip 25.3+: blocks imports from what it installed),
-# else ``main``.
-entry = getattr(entry, "cli", None) or entry.main
-for name in ("pip._internal.commands.install", "pip._internal.index.package_finder",
-             "pip._internal.network.session", "pip._internal.operations.install.wheel",
-             "pip._internal.operations.prepare", "pip._internal.req.req_install",
-             "pip._internal.resolution.resolvelib.resolver"):
+for name in need:
+    __import__(name)
+for name in warm:
     try:
         __import__(name)
     except Exception:
         pass
-prog = os.path.join(os.path.dirname(sys.modules["pip"].__file__), "__main__.py")
+# What a command's own interpreter would import from its sys.path[0] after start-up.
+ours = {name.partition(".")[0] for name in set(sys.modules) - at_start}
 wake_r, wake_w = os.pipe()
 os.set_blocking(wake_r, False)
 os.set_blocking(wake_w, False)
@@ -249,8 +277,7 @@ def child(req, fd):
             os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
-        sys.argv = [prog, *req["argv"][3:]]
-        code = entry()
+        code = run(req["argv"])
     except SystemExit as e:
         if e.code is None or isinstance(e.code, int):
             code = e.code or 0
@@ -258,14 +285,51 @@ def child(req, fd):
             print(e.code, file=sys.stderr)
             code = 1
     except BaseException:
-        traceback.print_exc()
+        kind, error, tb = sys.exc_info()
+        while tb is not None and tb.tb_frame.f_globals is globals():  # the zygote's own
+            tb = tb.tb_next
+        traceback.print_exception(kind, error, tb)
         code = 1
     finally:
         try:
+            atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
             os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+def shadowed(directory):
+    try:
+        return any(entry.partition(".")[0] in ours for entry in os.listdir(directory or "."))
+    except OSError:
+        return False
+
+def run(argv):
+    # As the interpreter runs each form: its sys.path[0] (none with -P), argv, __main__.
+    # Not as it would (a module it would find elsewhere, a script that is a directory or a
+    # zip): the child becomes the command's own process.
+    how = argv[1]
+    first = (os.getcwd() if how == "-m" else "" if how == "-c"
+             else os.path.dirname(os.path.realpath(argv[1])))
+    safe = getattr(sys.flags, "safe_path", False)
+    if (not safe and shadowed(first)) or (
+            how not in ("-m", "-c") and not (argv[1].endswith(".py") and os.path.isfile(argv[1]))):
+        os.execv(argv[0], argv)
+    if not safe:
+        sys.path.insert(0, first)
+    if how == "-m":
+        sys.argv = ["-m", *argv[3:]]
+        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+    elif how == "-c":
+        sys.argv = ["-c", *argv[3:]]
+        main = types.ModuleType("__main__")
+        main.__builtins__ = builtins
+        sys.modules["__main__"] = main
+        exec(compile(argv[2], "<string>", "exec"), main.__dict__)
+    else:
+        sys.argv = list(argv[1:])
+        runpy.run_path(argv[1], run_name="__main__")
+    return 0
 
 sock.send(b'{"ready": true}')
 while True:

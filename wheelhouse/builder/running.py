@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from wheelhouse.builder.agent import Agent, AgentGone, TextSink
+from wheelhouse.builder.agent import Agent, AgentGone, TextSink, Zygote
 from wheelhouse.builder.engine import CONTAINER_CA, OWNER_LABEL, ContainerOptions, owner
 from wheelhouse.builder.runner import Completed
 from wheelhouse.errors import EngineError
@@ -66,13 +66,13 @@ class Container:
             raise EngineError(f"cannot {what}: {done.stderr.strip()}")
         return done.stdout
 
-    def start_agent(self, python: str, *, pip: bool = False) -> None:
+    def start_agent(self, python: str, *, zygotes: Sequence[Zygote] = ()) -> None:
         """From now on, run commands through one ``exec`` of wheelhouse's agent (with the
-        container's ``python``) instead of an ``exec`` each (see ``agent``); with ``pip``,
-        its ``python -m pip`` commands start with pip already imported."""
+        container's ``python``) instead of an ``exec`` each (see ``agent``); ``zygotes``:
+        the Python commands it runs often start with their imports done."""
         if self.agent is None:
             self.agent = Agent(self.engine.command("exec", "-i", self.name, python),
-                               name=self.name, pip=pip)
+                               name=self.name, zygotes=zygotes)
 
     def channel(self) -> Agent:
         """The agent commands go through (``start_agent`` comes first)."""
