@@ -76,9 +76,6 @@ def parse_setup(output: str) -> str | None:
     return None
 
 
-STATS = f"CCACHE_DIR={CACHE_DIR} ccache --print-stats 2>/dev/null || true"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Stats:
     hits: int = 0
@@ -115,4 +112,5 @@ def parse_stats(output: str) -> Stats:
     return Stats(hits=hits, misses=misses)
 
 
+#: what this container's builds did, for ``parse_stats``.
 STATS = f"grep -h 'Result: ' {LOG} 2>/dev/null || true"
