@@ -13,7 +13,9 @@ cold and the cache-warm builds are the same bytes.
 --pins six (the issue's six small sdists) spends most of a build around its compile (the
 backend's Python, repair, check), so a warm compile cache cannot halve it; --pins heavy is
 four sdists whose C takes most of their build (regex, zstandard's bundled zstd, ujson's
-bundled double-conversion C++, lz4's bundled lz4), where the cache's worth shows.
+bundled double-conversion C++, lz4's bundled lz4), where the cache's worth shows. As a
+reference, pip wheel runs again with ccache in front of its compilers, warm: what a compile
+cache can save on the same pins when nothing else about the build changes.
 
 wheelhouse runs with --jobs 1 (one build compiling at a time; its checks and the next
 downloads overlap the compiles) and --jobs 2 (the default), cold and cache-warm each, and the
@@ -73,6 +75,34 @@ def wheel_digests(store: Path) -> dict[str, str]:
             for p in sorted((store / "files").rglob("*.whl"))}
 
 
+#: ccache in front of the compilers of the builder image, for pip wheel: pip builds in a new
+#: temporary directory each time, so paths under /tmp are hashed relative to it.
+CCACHE_PIP = """\
+mkdir -p /tmp/cc-bin && for c in cc gcc c++ g++; do
+  command -v "$c" >/dev/null && ln -sf "$(command -v ccache)" "/tmp/cc-bin/$c"; done
+export PATH=/tmp/cc-bin:$PATH CCACHE_DIR=/work/pip-ccache CCACHE_BASEDIR=/tmp \\
+  CCACHE_NOHASHDIR=1 CCACHE_COMPILERCHECK=content
+exec {python} -m pip wheel -q --no-cache-dir -w /tmp/out -r /work/requirements.txt
+"""
+
+
+def _pip_wheel_with_ccache(image: str, python: str, work: Path) -> float | None:
+    """pip wheel's time with a warm ccache (the second of two runs), or None where the image
+    has no ccache."""
+    cmd = ["docker", "run", "--rm", "--pull=never", "--network", "host", "-v",
+           f"{work}:/work", "-v", "/etc/ssl/certs/ca-certificates.crt:/ca.crt:ro",
+           "-e", "PIP_CERT=/ca.crt", image, "sh", "-c",
+           "command -v ccache >/dev/null || exit 42; " + CCACHE_PIP.format(python=python)]
+    seconds = 0.0
+    for _ in range(2):
+        seconds, done = timed(cmd)
+        if done.returncode == 42:
+            return None
+        if done.returncode != 0:
+            raise SystemExit(f"pip wheel with ccache failed: {done.stderr[-2000:]}")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path,
@@ -99,6 +129,11 @@ def main() -> None:
     if done.returncode != 0:
         raise SystemExit(f"pip wheel failed: {done.stderr[-2000:]}")
     rows = {"pip wheel -r (seed)": seed}
+    # What a warm compile cache can do for these pins at all: the seed approach with ccache
+    # in front of its compilers (a cache of its own: filled by one run, timed by the next).
+    seed_cached = _pip_wheel_with_ccache(image, python, work)
+    if seed_cached is not None:
+        rows["pip wheel -r, ccache warm (reference)"] = seed_cached
     # Cold means no compile cache either (pip wheel has none): those runs turn it off; the
     # cache's volume outlives runs, so with it on a "cold" build would hit earlier runs'.
     off = work / "no-compile-cache.toml"
@@ -158,6 +193,9 @@ def main() -> None:
         cached = rows[f"wheelhouse build --jobs {jobs} (store wiped, cache warm, median of 3)"]
         print(f"  cache warm vs cold (jobs {jobs}): {cold / cached:.2f}x faster")
     print(f"  same wheels, cold vs cache-warm: {'yes' if same else 'NO'}")
+    if seed_cached is not None:
+        print(f"  reference: pip wheel with ccache warm vs cold: {seed / seed_cached:.2f}x faster "
+              "(what a compile cache can save on these pins when nothing else changes)")
     print(f"work kept in {work}")
 
 
