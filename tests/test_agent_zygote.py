@@ -172,3 +172,24 @@ def test_a_script_that_is_a_directory_runs_as_the_interpreter_runs_it(
     (app / "__main__.py").write_text(REPORT)
     _code, _text, report = _both(agents, [sys.executable, str(app), "exit3"], tmp_path)
     assert report["path0"] == str(app) and report["argv"] == [str(app), "exit3"]
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(p) for p in (task / "children").read_text().split()}
+    return found
+
+
+def test_a_zygote_starts_with_the_first_command_it_serves(agents: tuple[Agent, Agent],
+                                                          tmp_path: Path) -> None:
+    """A container that never runs such a command (a probe, a build that fails first) does
+    not pay for the zygote's imports: under emulation, seconds of CPU each."""
+    _plain, zygote = agents
+    agent_pid = zygote._proc.pid
+    _both(agents, [sys.executable, "-I", "-c", REPORT.replace(
+        "import json, os, sys, wh_needed", f"import json, os, sys\nsys.path.insert(0, "
+        f"{str(tmp_path / 'lib')!r})\nimport wh_needed")], tmp_path, forked=False)
+    assert _children(agent_pid) == set()
+    _both(agents, [sys.executable, "-c", REPORT], tmp_path)
+    assert len(_children(agent_pid)) == 1

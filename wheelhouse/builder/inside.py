@@ -9,10 +9,10 @@ has for the target.
 from __future__ import annotations
 
 #: Runs in the container with its Python (any 3.9+, free-threaded too): the stdlib only.
-#: Its arguments, when given, are ``ZYGOTE``'s source and a JSON list of zygotes to start
+#: Its arguments, when given, are ``ZYGOTE``'s source and a JSON list of zygotes
 #: (``{"python", "forms", "need", "warm"}``, see ``agent.Zygote``): a command of one of their
 #: interpreters in one of their forms is then forked from a process that has its modules
-#: imported.
+#: imported, started by the first such command.
 AGENT = r"""
 import json, os, signal, socket, struct, subprocess, sys, threading
 inp, out = sys.stdin.buffer, sys.stdout.buffer
@@ -44,13 +44,18 @@ def kill(pid):
     except OSError:
         pass
 
-def start_zygote(source, spec):
-    python = spec["python"]
-    zy = {"sock": None, "ready": threading.Event(), "waiting": {}, "lock": threading.Lock(),
-          "forms": set(spec["forms"])}
+def add_zygote(source, spec):
+    # Started by the first command it can serve: a container that never runs one (a probe,
+    # a build that fails before its driver) pays nothing for it.
+    zygotes[spec["python"]] = {"source": source, "spec": spec, "started": False,
+                               "sock": None, "ready": threading.Event(), "waiting": {},
+                               "lock": threading.Lock(), "forms": set(spec["forms"])}
+
+def start_zygote(zy):
+    spec = zy["spec"]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        subprocess.Popen([python, "-c", source, str(theirs.fileno()),
+        subprocess.Popen([spec["python"], "-c", zy["source"], str(theirs.fileno()),
                           json.dumps([spec.get("need", []), spec.get("warm", [])])],
                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)
@@ -60,7 +65,6 @@ def start_zygote(source, spec):
     finally:
         theirs.close()
     zy["sock"] = ours
-    zygotes[python] = zy
     threading.Thread(target=zygote_replies, args=(zy, ours), daemon=True).start()
 
 def zygote_replies(zy, sock):
@@ -100,14 +104,16 @@ def form(argv):
 
 def zygote_for(req):
     zy = zygotes.get(req["argv"][0])
-    if zy is None or zy["sock"] is None or req.get("stdin"):
+    if zy is None or req.get("stdin") or form(req["argv"]) not in zy["forms"]:
         return None
-    if form(req["argv"]) not in zy["forms"]:
+    if not all(os.environ.get(k) == v for k, v in (req.get("env") or {}).items()
+               if k.startswith(STARTUP)):
         return None
-    if all(os.environ.get(k) == v for k, v in (req.get("env") or {}).items()
-           if k.startswith(STARTUP)):
-        return zy
-    return None
+    with zy["lock"]:
+        if not zy["started"]:
+            zy["started"] = True
+            start_zygote(zy)
+        return zy if zy["sock"] is not None else None
 
 def forked(zy, req, env):
     # Returns the pid and the read end of its output, or None (nothing ran): run it as a
@@ -206,7 +212,7 @@ def pump(rid, wait, pid, fd, req, data, stdin):
 
 if len(sys.argv) > 2:
     for spec in json.loads(sys.argv[2]):
-        start_zygote(sys.argv[1], spec)
+        add_zygote(sys.argv[1], spec)
 send({"id": 0, "kind": "ready"})
 while True:
     head = exactly(8)
