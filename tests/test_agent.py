@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from wheelhouse.errors import EngineError
 
 
 @pytest.fixture
-def agent() -> Agent:
+def agent() -> Iterator[Agent]:
     a = Agent([sys.executable], name="local")
     yield a
     a.close()

@@ -115,7 +115,8 @@ def wait_ready(proc: subprocess.Popen[str]) -> Running:
     raise AssertionError("production server did not become ready:\n" + "".join(lines))
 
 
-def stop(proc: subprocess.Popen[str], *, then_reap: bool = True) -> int:
+def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], *, then_reap: bool = True
+         ) -> int:
     """SIGTERM, as a service manager stops it; then (by default) nothing of it is left."""
     proc.send_signal(signal.SIGTERM)
     try:
@@ -303,7 +304,7 @@ def test_a_worker_still_building_its_app_ends_on_sigterm(store_root: Path, loade
             # only the supervisor's loop reads.
             supervisor = Granian("wheelhouse.server.production:app_from_env",
                                  interface=Interfaces.WSGI)
-            supervisor.pid = os.getppid()
+            supervisor.pid = os.getppid()  # type: ignore[assignment]  # None until it runs
             signal.signal(signal.SIGTERM, supervisor.signal_handler_interrupt)
 
             def building(options: object) -> None:
@@ -347,7 +348,7 @@ def test_a_handler_not_inherited_from_granian_is_left_alone() -> None:
         assert signal.getsignal(signal.SIGTERM) is handler
         # granian's own, in the process that runs it (its main process)
         server = Granian("wheelhouse.server.production:app_from_env", interface=Interfaces.WSGI)
-        server.pid = os.getpid()
+        server.pid = os.getpid()  # type: ignore[assignment]  # None until it runs
         signal.signal(signal.SIGTERM, server.signal_handler_interrupt)
         production._stoppable_while_loading()
         assert signal.getsignal(signal.SIGTERM) == server.signal_handler_interrupt
