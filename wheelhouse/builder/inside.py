@@ -44,18 +44,11 @@ def kill(pid):
     except OSError:
         pass
 
-def add_zygote(source, spec):
-    # Started by the first command it can serve: a container that never runs one (a probe,
-    # a build that fails before its driver) pays nothing for it.
-    zygotes[spec["python"]] = {"source": source, "spec": spec, "started": False,
-                               "sock": None, "ready": threading.Event(), "waiting": {},
-                               "lock": threading.Lock(), "forms": set(spec["forms"])}
-
 def start_zygote(zy):
     spec = zy["spec"]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        subprocess.Popen([spec["python"], "-c", zy["source"], str(theirs.fileno()),
+        subprocess.Popen([spec["python"], "-c", sys.argv[1], str(theirs.fileno()),
                           json.dumps([spec.get("need", []), spec.get("warm", [])])],
                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)
@@ -210,9 +203,12 @@ def pump(rid, wait, pid, fd, req, data, stdin):
     send({"id": rid, "kind": "exit", "code": 128 - code if code < 0 else code,
           "timed_out": bool(expired)})
 
-if len(sys.argv) > 2:
-    for spec in json.loads(sys.argv[2]):
-        add_zygote(sys.argv[1], spec)
+# Each started by the first command it can serve: a container that never runs one (a probe,
+# a build that fails before its driver) pays nothing for it.
+for spec in json.loads(sys.argv[2]) if len(sys.argv) > 2 else []:
+    zygotes[spec["python"]] = {"spec": spec, "started": False, "sock": None,
+                               "ready": threading.Event(), "waiting": {},
+                               "lock": threading.Lock(), "forms": set(spec["forms"])}
 send({"id": 0, "kind": "ready"})
 while True:
     head = exactly(8)
